@@ -1,0 +1,1 @@
+"""modelyard plugin 'basics' (being written)."""

@@ -1,0 +1,1 @@
+"""modelyard plugin 'fsspec_storage' (being written)."""

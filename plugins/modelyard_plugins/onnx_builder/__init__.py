@@ -1,0 +1,1 @@
+"""modelyard plugin 'onnx_builder' (being written)."""

@@ -1,0 +1,1 @@
+"""modelyard plugin 'secrets' (being written)."""

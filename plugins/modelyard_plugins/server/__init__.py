@@ -1,0 +1,1 @@
+"""modelyard plugin 'server' (being written)."""

@@ -1,0 +1,1 @@
+"""modelyard plugin 'sklearn_builder' (being written)."""

@@ -1,0 +1,1 @@
+"""modelyard plugin 'sql' (being written)."""

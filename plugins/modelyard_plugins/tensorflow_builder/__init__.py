@@ -1,0 +1,1 @@
+"""modelyard plugin 'tensorflow_builder' (being written)."""

@@ -1,0 +1,1 @@
+"""modelyard plugin 'torch_builder' (being written)."""
