@@ -369,6 +369,22 @@ class Platform:
         except Exception:
             log.error("prediction observer failed", deployment=deployment, exc_info=True)
 
+    # ------------------------------------------------------------------------------------------- auth
+    def authorize(self, principal: Any, action: str, resource: str) -> bool:
+        """Decide whether ``principal`` may do ``action`` on ``resource``.
+
+        The auth provider decides first; then every ``modelyard_authorize`` implementation may veto. Any
+        ``False`` wins, and an exception in any decision denies (fails closed, STYLE 11).
+        """
+        try:
+            if not self.auth.authorize(principal, action, resource):
+                return False
+            votes = self.hook.modelyard_authorize(principal=principal, action=action, resource=resource)
+        except Exception:
+            log.error("authorisation hook failed; denying", action=action, resource=resource, exc_info=True)
+            return False
+        return not any(v is False for v in votes)
+
     # ------------------------------------------------------------------------------------------- misc
     def _audit(self, action: str, resource: str, actor: str, outcome: str = "ok", **details: Any) -> None:
         from modelyard.types import AuditEvent

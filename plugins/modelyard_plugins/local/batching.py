@@ -86,7 +86,9 @@ class DispatcherClosed(errors.Unavailable):
     """
 
     def __init__(self, deployment: str) -> None:
-        super().__init__(f"deployment {deployment!r} is shutting down and accepts no more requests", deployment=deployment)
+        super().__init__(
+            f"deployment {deployment!r} is shutting down and accepts no more requests", deployment=deployment
+        )
         self.deployment = deployment
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -97,7 +99,9 @@ def _clamp_retry(seconds: float) -> float:
     return min(_MAX_RETRY_AFTER, max(_MIN_RETRY_AFTER, seconds))
 
 
-def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+def _call_soon_threadsafe(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object
+) -> None:
     # Runs in a worker thread when a model call ends. If the loop that asked is gone (asyncio.run() returned while
     # the call was running) nobody is waiting any more; without this guard concurrent.futures would log the
     # RuntimeError as a failed callback.
@@ -236,11 +240,15 @@ class _Dispatcher:
             current = self._loop
             if current is loop:
                 return True
-            if current is None or current.is_closed() or (not current.is_running() and self._is_idle()):
+            if current is None or current.is_closed():
                 self._rebind(loop)
                 return True
+            # The private loop counts as running even before its thread has started it.
             if current.is_running() or current is self._private_loop:
                 return False
+            if self._is_idle():
+                self._rebind(loop)
+                return True
             raise RuntimeError(
                 f"deployment {self.deployment!r}: the dispatcher is bound to another event loop, which is stopped "
                 "with requests pending"
@@ -274,7 +282,10 @@ class _Dispatcher:
             if loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=_run_loop_forever, args=(loop,), name=f"modelyard-dispatch-{self.deployment}", daemon=True
+                    target=_run_loop_forever,
+                    args=(loop,),
+                    name=f"modelyard-dispatch-{self.deployment}",
+                    daemon=True,
                 )
                 thread.start()
                 self._private_loop, self._private_thread = loop, thread
@@ -288,7 +299,9 @@ class _Dispatcher:
         except RuntimeError:
             return
         # Blocking here would freeze the very loop that has to answer.
-        raise RuntimeError(f"{method}() cannot be called from a thread running an event loop; await the async method")
+        raise RuntimeError(
+            f"{method}() cannot be called from a thread running an event loop; await the async method"
+        )
 
     def _stop_private_loop(self) -> None:
         with self._bind_lock:
@@ -301,7 +314,9 @@ class _Dispatcher:
             thread.join(timeout=5.0)
 
     # ---- public sync API and close
-    def submit_sync(self, inputs: Mapping[str, np.ndarray], timeout: float | None = None) -> dict[str, np.ndarray]:
+    def submit_sync(
+        self, inputs: Mapping[str, np.ndarray], timeout: float | None = None
+    ) -> dict[str, np.ndarray]:
         """Blocking ``submit`` for library use, from any thread that is not running an event loop.
 
         The request joins the same queues as async callers: it is scheduled on the dispatcher's loop when that loop
@@ -483,7 +498,9 @@ class DirectDispatcher(_Dispatcher):
             if not answer.done():
                 self.failed += 1
                 answer.set_exception(
-                    RuntimeError(f"deployment {self.deployment!r}: the executor dropped the call (shut down?)")
+                    RuntimeError(
+                        f"deployment {self.deployment!r}: the executor dropped the call (shut down?)"
+                    )
                 )
             return
         exc = work.exception()
@@ -527,7 +544,9 @@ class _Batch:
     dispatched: bool = False
 
 
-def _inspect(inputs: Mapping[str, np.ndarray], deployment: str) -> tuple[Mapping[str, np.ndarray], int, Hashable]:
+def _inspect(
+    inputs: Mapping[str, np.ndarray], deployment: str
+) -> tuple[Mapping[str, np.ndarray], int, Hashable]:
     """Validate one request; return (inputs as arrays, its row count, its layout key).
 
     Requests batch together only when their keys are equal: same input names, and per name the same dtype and
@@ -603,7 +622,12 @@ class BatchingDispatcher(_Dispatcher):
     _queued_rows: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        for name, minimum in (("max_batch_size", 1), ("max_wait_ms", 0), ("max_queue", 1), ("max_concurrency", 1)):
+        for name, minimum in (
+            ("max_batch_size", 1),
+            ("max_wait_ms", 0),
+            ("max_queue", 1),
+            ("max_concurrency", 1),
+        ):
             value = getattr(self, name)
             if not value >= minimum:  # also rejects NaN
                 raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -654,11 +678,13 @@ class BatchingDispatcher(_Dispatcher):
             self._add(batch, future, inputs, rows)
             self._enqueue(batch)
         else:
-            batch = self._open.get(key)
-            if batch is not None and batch.rows + rows > limit:
-                self._seal(batch)  # as full as it can get: send it on and start the next
-                batch = None
-            if batch is None:
+            current = self._open.get(key)
+            if current is not None and current.rows + rows > limit:
+                self._seal(current)  # as full as it can get: send it on and start the next
+                current = None
+            if current is not None:
+                batch = current
+            else:
                 batch = _Batch(key)
                 self._open[key] = batch
                 # One timer per batch, not per request. call_soon for 0 ms: requests arriving in this loop
@@ -679,7 +705,9 @@ class BatchingDispatcher(_Dispatcher):
             raise
 
     # ---- batch bookkeeping (loop thread only)
-    def _add(self, batch: _Batch, future: asyncio.Future[Any], inputs: Mapping[str, np.ndarray], rows: int) -> None:
+    def _add(
+        self, batch: _Batch, future: asyncio.Future[Any], inputs: Mapping[str, np.ndarray], rows: int
+    ) -> None:
         batch.futures.append(future)
         batch.inputs.append(inputs)
         batch.sizes.append(rows)
@@ -757,7 +785,7 @@ class BatchingDispatcher(_Dispatcher):
         # `loop` captured now, not read at completion: after a re-bind the answer must go to the loop that asked.
         work.add_done_callback(lambda done: _call_soon_threadsafe(loop, self._deliver, batch, done))
 
-    def _execute(self, batch: _Batch) -> tuple[list[Mapping[str, np.ndarray]], float]:
+    def _execute(self, batch: _Batch) -> tuple[list[dict[str, np.ndarray]], float]:
         """Worker thread: concatenate, call the model, check and slice the outputs.
 
         Concatenation and slicing happen here rather than on the loop so that large batches do not stall it.
@@ -801,7 +829,10 @@ class BatchingDispatcher(_Dispatcher):
         # Loop thread, once the batch's model call has ended.
         self._in_flight -= 1
         if work.cancelled():
-            self._fail(batch, RuntimeError(f"deployment {self.deployment!r}: the executor dropped the batch (shut down?)"))
+            self._fail(
+                batch,
+                RuntimeError(f"deployment {self.deployment!r}: the executor dropped the batch (shut down?)"),
+            )
         elif (exc := work.exception()) is not None:
             self._fail(batch, exc)
         else:

@@ -1,0 +1,788 @@
+"""Tests for the local runtime's request scheduling: dynamic batching, bounded queues, concurrency limits."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from modelyard import errors
+from modelyard_plugins.local.batching import (
+    BatchingDispatcher,
+    DirectDispatcher,
+    DispatcherClosed,
+    DispatcherStats,
+    Overloaded,
+)
+
+# One executor for the whole module, like the runtime's shared one (hypothesis dislikes function fixtures).
+EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="test-batching")
+
+
+class Model:
+    """``y = x * 2 + 1`` and a per-row sum, recording the row count of every call and the peak concurrency."""
+
+    def __init__(self, *, sleep: float = 0.0, gate: threading.Event | None = None) -> None:
+        self.sleep = sleep
+        self.gate = gate
+        self.calls: list[int] = []
+        self.active = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, inputs):
+        with self.lock:
+            self.calls.append(len(inputs["x"]))
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(10), "test gate never opened"
+            if self.sleep:
+                time.sleep(self.sleep)
+            x = inputs["x"]
+            if (x == -1).any():
+                raise ArithmeticError("boom")
+            return {"y": x * 2 + 1, "s": x.reshape(len(x), -1).sum(axis=1)}
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def rows_of(start: int, rows: int, width: int = 3, dtype=np.float64) -> dict[str, np.ndarray]:
+    """Unique values per request, so any misrouted row shows."""
+    return {"x": np.arange(start, start + rows * width, dtype=dtype).reshape(rows, width)}
+
+
+def check(inputs, outputs) -> None:
+    x = inputs["x"]
+    np.testing.assert_array_equal(outputs["y"], x * 2 + 1)
+    np.testing.assert_array_equal(outputs["s"], x.reshape(len(x), -1).sum(axis=1))
+    assert outputs["y"].dtype == x.dtype
+
+
+async def settle() -> None:
+    """Let already-scheduled callbacks and tasks run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.001)
+
+
+# --------------------------------------------------------------------------------------------- properties
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(1, 12))
+    requests = [
+        (
+            draw(st.integers(1, 5)),  # rows
+            draw(st.floats(0, 6)),  # arrival delay, ms
+            draw(st.sampled_from([2, 3])),  # width: a second layout that must batch separately
+            draw(st.sampled_from([np.float64, np.int64])),
+        )
+        for _ in range(n)
+    ]
+    config = {
+        "max_batch_size": draw(st.integers(1, 8)),
+        "max_wait_ms": draw(st.sampled_from([0, 0.5, 2.0, 5.0])),
+        "max_concurrency": draw(st.integers(1, 3)),
+    }
+    return requests, config
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_every_caller_gets_exactly_its_rows(scenario) -> None:
+    requests, config = scenario
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, deployment="prop", max_queue=1000, **config)
+    inputs, start = [], 0
+    for rows, _, width, dtype in requests:
+        inputs.append(rows_of(start, rows, width, dtype))
+        start += rows * width
+
+    async def one(i: int):
+        await asyncio.sleep(requests[i][1] / 1000)
+        return await dispatcher.submit(inputs[i])
+
+    async def main():
+        results = await asyncio.gather(*(one(i) for i in range(len(requests))))
+        await dispatcher.close()
+        return results
+
+    results = asyncio.run(main())
+    for given_inputs, outputs in zip(inputs, results, strict=True):
+        check(given_inputs, outputs)
+
+    limit = config["max_batch_size"]
+    oversized = sorted(rows for rows, *_ in requests if rows > limit)
+    assert len(model.calls) <= len(requests)
+    # Calls over the limit are exactly the oversized requests, each alone.
+    assert sorted(c for c in model.calls if c > limit) == oversized
+    assert sum(model.calls) == sum(rows for rows, *_ in requests)
+    stats = dispatcher.stats()
+    assert (stats.requests, stats.batches, stats.rows) == (len(requests), len(model.calls), sum(model.calls))
+    assert (stats.queue_depth, stats.in_flight, stats.failed) == (0, 0, 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scenarios(),
+    st.lists(st.tuples(st.booleans(), st.floats(0, 8)), min_size=12, max_size=12),
+    st.floats(0, 2),
+)
+def test_cancelled_callers_never_disturb_the_others(scenario, cancels, model_ms) -> None:
+    requests, config = scenario
+    model = Model(sleep=model_ms / 1000)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_queue=1000, **config)
+    inputs, start = [], 0
+    for rows, _, width, dtype in requests:
+        inputs.append(rows_of(start, rows, width, dtype))
+        start += rows * width
+
+    async def one(i: int):
+        await asyncio.sleep(requests[i][1] / 1000)
+        return await dispatcher.submit(inputs[i])
+
+    async def main():
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(requests))]
+
+        async def cancel(i: int, after_ms: float) -> None:
+            await asyncio.sleep(after_ms / 1000)
+            tasks[i].cancel()
+
+        await asyncio.gather(*(cancel(i, ms) for i, (yes, ms) in enumerate(cancels[: len(tasks)]) if yes))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait_for(dispatcher.close(), 5)
+        return results
+
+    for given_inputs, outcome in zip(inputs, asyncio.run(main()), strict=True):
+        if not isinstance(outcome, asyncio.CancelledError):
+            check(given_inputs, outcome)
+    assert (dispatcher.queue_depth, dispatcher.in_flight) == (0, 0)
+    assert all(c <= config["max_batch_size"] or c in [r for r, *_ in requests] for c in model.calls)
+
+
+# --------------------------------------------------------------------------------------------- merging
+def test_concurrent_requests_are_merged() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=32, max_wait_ms=50)
+    inputs = [rows_of(i * 3, 1) for i in range(32)]
+
+    async def main():
+        return await asyncio.gather(*(dispatcher.submit(x) for x in inputs))
+
+    for x, out in zip(inputs, asyncio.run(main()), strict=True):
+        check(x, out)
+    assert len(model.calls) <= 3
+    assert sum(model.calls) == 32
+
+
+def test_full_batch_does_not_wait_for_the_timer() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=4, max_wait_ms=10_000)
+
+    async def main():
+        return await asyncio.wait_for(
+            asyncio.gather(*(dispatcher.submit(rows_of(i, 1)) for i in range(8))), 5
+        )
+
+    asyncio.run(main())
+    assert model.calls == [4, 4]
+
+
+def test_zero_wait_still_merges_what_queued_in_one_iteration() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=64, max_wait_ms=0)
+
+    async def main():
+        return await asyncio.gather(*(dispatcher.submit(rows_of(i * 3, 1)) for i in range(10)))
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [10]
+
+
+def test_busy_model_gets_full_batches() -> None:
+    # While the only slot is busy, due batches keep absorbing requests up to max_batch_size.
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=0, max_concurrency=1)
+
+    async def main():
+        first = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await wait_until(lambda: dispatcher.in_flight == 1)
+        rest = []
+        for i in range(1, 17):
+            rest.append(asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))))
+            await settle()  # every request arrives in its own loop iteration
+        assert dispatcher.queue_depth == 16
+        gate.set()
+        return await asyncio.gather(first, *rest)
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [1, 8, 8]
+
+
+def test_batching_throughput_beats_direct() -> None:
+    # The one timing assertion: with a 20 ms model the batcher should serve 64 callers in a couple of calls,
+    # the direct path needs 64 / 4 = 16 rounds. Expect ~8x or more; assert 3x.
+    workers = 4
+    executor = ThreadPoolExecutor(max_workers=workers)
+    callers, rounds = 64, 3
+
+    def slow(inputs):
+        time.sleep(0.02)  # releases the GIL, like onnxruntime
+        return {"y": inputs["x"] * 2 + 1}
+
+    def measure(dispatcher) -> float:
+        async def main():
+            await dispatcher.submit(rows_of(0, 1))  # warm up the loop binding and threads
+            start = time.perf_counter()
+            for _ in range(rounds):
+                outs = await asyncio.gather(*(dispatcher.submit(rows_of(i * 3, 1)) for i in range(callers)))
+                for i, out in enumerate(outs):
+                    np.testing.assert_array_equal(out["y"], rows_of(i * 3, 1)["x"] * 2 + 1)
+            return callers * rounds / (time.perf_counter() - start)
+
+        return asyncio.run(main())
+
+    try:
+        direct = measure(DirectDispatcher(slow, executor, max_concurrency=workers, max_queue=callers))
+        batched = measure(
+            BatchingDispatcher(slow, executor, max_batch_size=64, max_wait_ms=5, max_concurrency=workers)
+        )
+    finally:
+        executor.shutdown()
+    print(f"\nthroughput: direct {direct:.0f} req/s, batched {batched:.0f} req/s, {batched / direct:.1f}x")
+    assert batched >= 3 * direct
+
+
+# --------------------------------------------------------------------------------------------- back-pressure
+def test_overloaded_when_the_batch_queue_is_full() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = BatchingDispatcher(
+        model, EXECUTOR, deployment="busy", max_batch_size=1, max_wait_ms=0, max_queue=2, max_concurrency=1
+    )
+
+    async def main():
+        running = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await wait_until(lambda: dispatcher.in_flight == 1)
+        queued = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in (1, 2)]
+        await settle()
+        assert dispatcher.queue_depth == 2
+        with pytest.raises(Overloaded) as info:
+            # Never blocks: it raises before the first await that could suspend.
+            await asyncio.wait_for(dispatcher.submit(rows_of(9, 1)), 0.5)
+        gate.set()
+        results = await asyncio.gather(running, *queued)
+        return info.value, results
+
+    exc, results = asyncio.run(main())
+    assert 0.05 <= exc.retry_after <= 30
+    assert "busy" in str(exc) and exc.deployment == "busy" and exc.queue_depth == 2
+    assert isinstance(exc, errors.Overloaded) and exc.status == 429
+    assert pickle.loads(pickle.dumps(exc)).retry_after == exc.retry_after
+    for i, out in zip((0, 1, 2), results, strict=True):
+        check(rows_of(i * 3, 1), out)
+    assert dispatcher.rejected == 1
+
+
+def test_retry_after_follows_the_service_time() -> None:
+    slow_gate = threading.Event()
+    calls = {"n": 0}
+
+    def model(inputs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(0.2)
+        else:
+            assert slow_gate.wait(10)
+        return {"y": inputs["x"]}
+
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=1, max_wait_ms=0, max_queue=2)
+
+    async def main():
+        await dispatcher.submit(rows_of(0, 1))  # one 0.2 s call
+        running = [asyncio.ensure_future(dispatcher.submit(rows_of(0, 1))) for _ in range(3)]
+        await settle()
+        with pytest.raises(Overloaded) as info:
+            await dispatcher.submit(rows_of(0, 1))
+        slow_gate.set()
+        await asyncio.gather(*running)
+        return info.value.retry_after
+
+    # Two single-row batches queued behind a 0.2 s model: about 0.6 s.
+    assert 0.3 <= asyncio.run(main()) <= 1.5
+
+
+def test_direct_dispatcher_limits_concurrency_and_queue() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = DirectDispatcher(model, EXECUTOR, deployment="direct", max_concurrency=3, max_queue=5)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(8)]
+        await wait_until(lambda: model.active == 3)
+        assert (dispatcher.in_flight, dispatcher.queue_depth) == (3, 5)
+        with pytest.raises(Overloaded) as info:
+            await dispatcher.submit(rows_of(0, 1))
+        gate.set()
+        return info.value, await asyncio.gather(*tasks)
+
+    exc, results = asyncio.run(main())
+    assert exc.retry_after > 0 and "direct" in str(exc)
+    for i, out in enumerate(results):
+        check(rows_of(i * 3, 1), out)
+    assert model.peak == 3
+    assert dispatcher.stats() == DispatcherStats(
+        queue_depth=0, in_flight=0, requests=8, batches=8, rows=8, rejected=1, failed=0
+    )
+
+
+def test_direct_dispatcher_without_a_queue_rejects_beyond_concurrency() -> None:
+    gate = threading.Event()
+    dispatcher = DirectDispatcher(Model(gate=gate), EXECUTOR, max_concurrency=1, max_queue=0)
+
+    async def main():
+        first = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await settle()
+        with pytest.raises(Overloaded):
+            await dispatcher.submit(rows_of(0, 1))
+        gate.set()
+        await first
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------------------------- failures
+def test_model_exception_reaches_every_caller_of_the_batch() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=20)
+
+    async def main():
+        bad = [dispatcher.submit(rows_of(i * 3, 1)) for i in range(3)] + [
+            dispatcher.submit({"x": -np.ones((1, 3))})
+        ]
+        failures = await asyncio.gather(*bad, return_exceptions=True)
+        after = await dispatcher.submit(rows_of(100, 2))
+        return failures, after
+
+    failures, after = asyncio.run(main())
+    assert model.calls == [4, 2]
+    assert all(isinstance(f, ArithmeticError) and str(f) == "boom" for f in failures)
+    check(rows_of(100, 2), after)
+    assert dispatcher.failed == 4 and dispatcher.in_flight == 0
+
+
+@pytest.mark.parametrize("callers", [1, 3])
+def test_model_returning_wrong_row_count_is_an_error(callers: int) -> None:
+    def model(inputs):
+        return {"y": inputs["x"][:-1]}
+
+    dispatcher = BatchingDispatcher(model, EXECUTOR, deployment="short", max_batch_size=8, max_wait_ms=10)
+
+    async def main():
+        return await asyncio.gather(
+            *(dispatcher.submit(rows_of(i * 3, 2)) for i in range(callers)), return_exceptions=True
+        )
+
+    for result in asyncio.run(main()):
+        assert isinstance(result, ValueError)
+        assert "short" in str(result) and "rows" in str(result)
+
+
+def test_model_returning_a_non_mapping_is_an_error() -> None:
+    dispatcher = BatchingDispatcher(lambda inputs: inputs["x"], EXECUTOR, deployment="bare")
+    with pytest.raises(TypeError, match="bare"):
+        asyncio.run(dispatcher.submit(rows_of(0, 1)))
+
+
+def test_direct_dispatcher_propagates_model_errors_and_recovers() -> None:
+    dispatcher = DirectDispatcher(Model(), EXECUTOR, max_concurrency=1)
+
+    async def main():
+        with pytest.raises(ArithmeticError):
+            await dispatcher.submit({"x": -np.ones((1, 3))})
+        return await dispatcher.submit(rows_of(0, 1))
+
+    check(rows_of(0, 1), asyncio.run(main()))
+    assert dispatcher.failed == 1 and dispatcher.in_flight == 0
+
+
+def test_invalid_inputs_are_rejected_before_queueing() -> None:
+    dispatcher = BatchingDispatcher(Model(), EXECUTOR, deployment="inputs")
+
+    async def main():
+        with pytest.raises(errors.InvalidInput, match="scalar"):
+            await dispatcher.submit({"x": np.float64(1.0)})
+        with pytest.raises(errors.InvalidInput, match="rows"):
+            await dispatcher.submit({"x": np.zeros((2, 3)), "z": np.zeros((3, 3))})
+        with pytest.raises(errors.InvalidInput, match="no inputs"):
+            await dispatcher.submit({})
+        # Lists are accepted and converted.
+        return await dispatcher.submit({"x": [[1.0, 2.0, 3.0]]})
+
+    check(rows_of(1, 1), asyncio.run(main()))
+    assert dispatcher.queue_depth == 0
+
+
+def test_heterogeneous_requests_are_batched_separately() -> None:
+    calls = []
+
+    def model(inputs):
+        calls.append({k: (v.dtype, v.shape) for k, v in inputs.items()})
+        return {"y": inputs["x"] * 2 + 1, "n": np.full(len(inputs["x"]), len(inputs))}
+
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=32, max_wait_ms=20)
+    kinds = [
+        lambda i: {"x": np.full((1, 3), i, np.float64)},
+        lambda i: {"x": np.full((1, 4), i, np.float64)},  # other width
+        lambda i: {"x": np.full((1, 3), i, np.float32)},  # other dtype
+        lambda i: {"x": np.full((2, 3), i, np.float64), "z": np.zeros((2,))},  # other input names
+    ]
+    inputs = [kinds[i % 4](i) for i in range(20)]
+
+    async def main():
+        return await asyncio.gather(*(dispatcher.submit(x) for x in inputs))
+
+    for x, out in zip(inputs, asyncio.run(main()), strict=True):
+        np.testing.assert_array_equal(out["y"], x["x"] * 2 + 1)
+        assert out["y"].dtype == x["x"].dtype
+        assert (out["n"] == len(x)).all()
+    assert len(calls) == 4
+    assert sorted(c["x"][1][0] for c in calls) == [5, 5, 5, 10]
+
+
+# --------------------------------------------------------------------------------------------- cancellation
+def test_cancelled_caller_before_dispatch_is_withdrawn() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=50)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, i + 1))) for i in range(3)]
+        await settle()
+        assert dispatcher.queue_depth == 3
+        tasks[1].cancel()
+        await settle()
+        assert dispatcher.queue_depth == 2
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        return done
+
+    results = asyncio.run(main())
+    assert isinstance(results[1], asyncio.CancelledError)
+    check(rows_of(0, 1), results[0])
+    check(rows_of(6, 3), results[2])
+    assert model.calls == [4]  # the cancelled caller's 2 rows were never computed
+    assert dispatcher.queue_depth == 0
+
+
+def test_cancelled_caller_during_the_call_does_not_break_the_batch() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=3, max_wait_ms=50)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(3)]
+        await wait_until(lambda: model.active == 1)
+        tasks[0].cancel()
+        await settle()
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        again = await dispatcher.submit(rows_of(50, 1))
+        return results, again
+
+    results, again = asyncio.run(main())
+    assert isinstance(results[0], asyncio.CancelledError)
+    check(rows_of(3, 1), results[1])
+    check(rows_of(6, 1), results[2])
+    check(rows_of(50, 1), again)
+    assert dispatcher.stats().in_flight == 0
+
+
+def test_batch_of_only_cancelled_callers_is_never_run() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=5)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(2)]
+        await settle()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+    assert model.calls == [] and dispatcher.queue_depth == 0
+
+
+def test_direct_cancelled_waiter_keeps_the_slot_accounting_right() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = DirectDispatcher(model, EXECUTOR, max_concurrency=1, max_queue=4)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(3)]
+        await wait_until(lambda: model.active == 1)
+        tasks[1].cancel()
+        await settle()
+        assert dispatcher.queue_depth == 1
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return results, await dispatcher.submit(rows_of(9, 1))
+
+    results, again = asyncio.run(main())
+    assert isinstance(results[1], asyncio.CancelledError)
+    check(rows_of(0, 1), results[0])
+    check(rows_of(6, 1), results[2])
+    check(rows_of(9, 1), again)
+    assert model.calls == [1, 1, 1] and dispatcher.in_flight == 0 and dispatcher.queue_depth == 0
+
+
+def test_direct_cancelled_running_call_holds_its_slot_until_the_thread_ends() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = DirectDispatcher(model, EXECUTOR, max_concurrency=1, max_queue=4)
+
+    async def main():
+        first = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await wait_until(lambda: model.active == 1)
+        first.cancel()
+        second = asyncio.ensure_future(dispatcher.submit(rows_of(3, 1)))
+        await settle()
+        assert dispatcher.in_flight == 1 and dispatcher.queue_depth == 1  # the thread is still busy
+        gate.set()
+        return await second
+
+    check(rows_of(3, 1), asyncio.run(main()))
+    assert model.peak == 1
+
+
+# --------------------------------------------------------------------------------------------- close
+def test_close_flushes_pending_batches_and_refuses_new_requests() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(
+        model, EXECUTOR, deployment="closing", max_batch_size=32, max_wait_ms=60_000
+    )
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(5)]
+        await settle()
+        start = time.perf_counter()
+        await asyncio.wait_for(dispatcher.close(), 5)
+        took = time.perf_counter() - start
+        with pytest.raises(DispatcherClosed, match="closing"):
+            await dispatcher.submit(rows_of(0, 1))
+        await dispatcher.close()  # idempotent
+        return took, await asyncio.gather(*tasks)
+
+    took, results = asyncio.run(main())
+    assert took < 1
+    for i, out in enumerate(results):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [5] and dispatcher.closed
+
+
+def test_close_without_drain_fails_queued_requests_and_awaits_running_ones() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=1, max_wait_ms=0)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(3)]
+        await wait_until(lambda: model.active == 1)
+        closing = asyncio.ensure_future(dispatcher.close(drain=False))
+        await settle()
+        assert not closing.done()  # the running call is awaited
+        gate.set()
+        await asyncio.wait_for(closing, 5)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(main())
+    check(rows_of(0, 1), results[0])
+    assert all(isinstance(r, DispatcherClosed) for r in results[1:])
+    assert model.calls == [1]
+
+
+def test_direct_close_waits_for_queued_and_running_calls() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = DirectDispatcher(model, EXECUTOR, max_concurrency=1)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(3)]
+        await wait_until(lambda: model.active == 1)
+        closing = asyncio.ensure_future(dispatcher.close())
+        await settle()
+        with pytest.raises(DispatcherClosed):
+            await dispatcher.submit(rows_of(0, 1))
+        assert not closing.done()
+        gate.set()
+        await asyncio.wait_for(closing, 5)
+        assert all(t.done() for t in tasks)
+        return [t.result() for t in tasks]
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+
+
+def test_direct_close_without_drain_fails_waiters() -> None:
+    gate = threading.Event()
+    dispatcher = DirectDispatcher(Model(gate=gate), EXECUTOR, max_concurrency=1)
+
+    async def main():
+        tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(3)]
+        await settle()
+        closing = asyncio.ensure_future(dispatcher.close(drain=False))
+        await settle()
+        gate.set()
+        await asyncio.wait_for(closing, 5)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(main())
+    check(rows_of(0, 1), results[0])
+    assert all(isinstance(r, DispatcherClosed) for r in results[1:])
+
+
+# --------------------------------------------------------------------------------------------- sync use
+def test_submit_sync_from_plain_threads_merges_requests() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=30)
+    results: dict[int, dict[str, np.ndarray]] = {}
+    barrier = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        results[i] = dispatcher.submit_sync(rows_of(i * 3, 1), timeout=5)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for i in range(8):
+        check(rows_of(i * 3, 1), results[i])
+    assert len(model.calls) < 8
+    thread = dispatcher._private_thread
+    assert thread is not None and thread.is_alive()
+    dispatcher.close_sync(timeout=5)
+    assert not thread.is_alive()
+    with pytest.raises(DispatcherClosed):
+        dispatcher.submit_sync(rows_of(0, 1))
+
+
+def test_submit_sync_timeout_withdraws_the_request() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=1, max_wait_ms=0, max_concurrency=1)
+    blocked = threading.Thread(target=lambda: dispatcher.submit_sync(rows_of(0, 1), timeout=10))
+    blocked.start()
+    deadline = time.monotonic() + 5
+    while model.active == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    with pytest.raises(TimeoutError, match="no prediction"):
+        dispatcher.submit_sync(rows_of(3, 1), timeout=0.05)
+    # The cancellation reaches the dispatcher's loop asynchronously; let it land before the slot frees up.
+    deadline = time.monotonic() + 5
+    while dispatcher.queue_depth:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    gate.set()
+    blocked.join(5)
+    check(rows_of(6, 1), dispatcher.submit_sync(rows_of(6, 1), timeout=5))
+    assert model.calls == [1, 1]  # the timed-out request never ran
+    dispatcher.close_sync()
+
+
+def test_submit_sync_refuses_a_running_event_loop() -> None:
+    dispatcher = DirectDispatcher(Model(), EXECUTOR)
+
+    async def main():
+        with pytest.raises(RuntimeError, match="event loop"):
+            dispatcher.submit_sync(rows_of(0, 1))
+
+    asyncio.run(main())
+
+
+def test_direct_submit_sync() -> None:
+    dispatcher = DirectDispatcher(Model(), EXECUTOR)
+    check(rows_of(0, 2), dispatcher.submit_sync(rows_of(0, 2)))
+    dispatcher.close_sync()
+    assert dispatcher._private_thread is None
+
+
+def test_sync_callers_join_the_running_loop_of_async_callers() -> None:
+    # The server loop is bound; a library call from another thread is bridged into the same queue.
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50)
+
+    async def main():
+        return await asyncio.gather(
+            dispatcher.submit(rows_of(0, 1)),
+            asyncio.to_thread(dispatcher.submit_sync, rows_of(3, 1), 5),
+            dispatcher.submit(rows_of(6, 1)),
+        )
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [3]
+    assert dispatcher._private_thread is None
+
+
+def test_other_event_loops_are_bridged_to_the_bound_one() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50)
+
+    async def main():
+        # asyncio.run in a thread: a second, concurrently running loop.
+        other = asyncio.to_thread(asyncio.run, dispatcher.submit(rows_of(3, 1)))
+        return await asyncio.gather(dispatcher.submit(rows_of(0, 1)), other)
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [2]
+
+
+def test_dispatcher_survives_successive_event_loops() -> None:
+    dispatcher = BatchingDispatcher(Model(), EXECUTOR, max_wait_ms=1)
+    for i in range(3):
+        check(rows_of(i, 1), asyncio.run(dispatcher.submit(rows_of(i, 1))))
+    check(rows_of(7, 1), dispatcher.submit_sync(rows_of(7, 1)))
+    check(rows_of(8, 1), asyncio.run(dispatcher.submit(rows_of(8, 1))))  # bridged to the private loop
+    dispatcher.close_sync()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_batch_size": 0},
+        {"max_wait_ms": -1},
+        {"max_queue": 0},
+        {"max_concurrency": 0},
+        {"max_wait_ms": float("nan")},
+    ],
+)
+def test_batching_arguments_are_checked(kwargs) -> None:
+    with pytest.raises(ValueError):
+        BatchingDispatcher(Model(), EXECUTOR, **kwargs)
+
+
+def test_direct_arguments_are_checked() -> None:
+    with pytest.raises(ValueError):
+        DirectDispatcher(Model(), EXECUTOR, max_concurrency=0)
+    with pytest.raises(ValueError):
+        DirectDispatcher(Model(), EXECUTOR, max_queue=-1)
