@@ -26,7 +26,7 @@ from modelyard.names import check_name
 from modelyard.plugins import PluginManager, ProviderEntry, collect_providers, get_plugin_manager
 from modelyard.providers import SLOTS, ProviderContext
 from modelyard.registry import ModelRegistry
-from modelyard.types import BatchingConfig, Deployment, ModelRef, ModelVersion, PredictionEvent, utcnow
+from modelyard.types import BatchingConfig, Deployment, ModelRef, ModelVersion, PredictionEvent, Signature, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -249,7 +249,7 @@ class Platform:
 
         return BundleSource(model=version.model, version=version.number, flavor=version.flavor,
                             digest=version.artifact.digest, size=version.artifact.size,
-                            signature=version.signature, fetch=fetch, load=load)
+                            signature=version.signature or Signature((), ()), fetch=fetch, load=load)
 
     def deploy(self, model_ref: str | ModelRef, *, name: str | None = None, runtime: str | None = None,
                batching: BatchingConfig | Mapping[str, Any] | None = None, replicas: int = 1,
@@ -359,8 +359,11 @@ class Platform:
 
     def _emit(self, deployment: str, inputs: Mapping[str, Any], started: float, ok: bool, principal: str) -> None:
         first = next(iter(inputs.values()), None)
-        rows = int(first.shape[0]) if first is not None and getattr(first, "ndim", 0) else 1
-        info = self.runtime.info(deployment) if hasattr(self.runtime, "info") else None
+        rows = int(first.shape[0]) if first is not None and getattr(first, "ndim", 0) > 0 else 1
+        try:
+            info = self.runtime.info(deployment)
+        except Exception:  # unknown deployment or a runtime without labels: the event still counts
+            info = None
         event = PredictionEvent(deployment=deployment, model=info[0] if info else "", version=info[1] if info else 0,
                                 rows=rows, latency_s=time.perf_counter() - started, ok=ok, principal=principal,
                                 at=time.time())

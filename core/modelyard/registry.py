@@ -112,8 +112,11 @@ class ModelRegistry:
             self._platform.hook.modelyard_after_alias_set(version=version, alias=alias)
         return version
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str = "local") -> ModelVersion:
-        """Point ``alias`` at ``version`` of ``name``, atomically moving it if it pointed elsewhere."""
+    def set_alias(self, name: str, version: int, alias: str, *, actor: str = "local") -> ModelVersion:
+        """Point ``alias`` at ``version`` of ``name``, atomically moving it if it pointed elsewhere.
+
+        The argument order follows the CLI: ``modelyard models alias NAME VERSION ALIAS``.
+        """
         check_name(name)
         check_alias(alias)
         number = check_version_number(version)

@@ -31,6 +31,10 @@ def _tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(tags)
 
 
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 def utcnow() -> dt.datetime:
     """Timezone-aware now, the only clock records use."""
     return dt.datetime.now(dt.UTC)
@@ -87,7 +91,7 @@ class TensorSpec:
 
     name: str
     datatype: str = attrs.field(validator=attrs.validators.in_(DATATYPES))
-    shape: tuple[int, ...] = attrs.field(converter=tuple)
+    shape: tuple[int, ...] = attrs.field(converter=_tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """The V2 metadata form: ``{"name", "datatype", "shape"}``."""
@@ -96,15 +100,15 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["name"], data["datatype"], tuple(int(d) for d in data["shape"]))
+        return cls(data["name"], data["datatype"], tuple([int(d) for d in data["shape"]]))
 
 
 @attrs.frozen
 class Signature:
     """A model's inputs and outputs."""
 
-    inputs: tuple[TensorSpec, ...] = attrs.field(converter=tuple)
-    outputs: tuple[TensorSpec, ...] = attrs.field(converter=tuple)
+    inputs: tuple[TensorSpec, ...] = attrs.field(converter=_tuple)
+    outputs: tuple[TensorSpec, ...] = attrs.field(converter=_tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as stored in the registry."""
@@ -114,8 +118,8 @@ class Signature:
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            tuple(TensorSpec.from_dict(t) for t in data.get("inputs", ())),
-            tuple(TensorSpec.from_dict(t) for t in data.get("outputs", ())),
+            tuple([TensorSpec.from_dict(t) for t in data.get("inputs", ())]),
+            tuple([TensorSpec.from_dict(t) for t in data.get("outputs", ())]),
         )
 
 
@@ -138,7 +142,7 @@ class Lineage:
     """Where a version came from: the run that trained it, its data, its code and its parent version."""
 
     source_run: str | None = None
-    datasets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    datasets: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     code_ref: str | None = None
     parent_version: int | None = None
     extra: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
@@ -163,7 +167,7 @@ class Lineage:
                 raise InvalidInput(f"lineage parent_version: expected an integer, got {parent!r}",
                                    field="lineage.parent_version") from None
         extra = {str(k): str(v) for k, v in data.items() if k not in ("source_run", "code_ref")}
-        return cls(source_run=data.get("source_run"), datasets=tuple(str(d) for d in datasets),
+        return cls(source_run=data.get("source_run"), datasets=tuple([str(d) for d in datasets]),
                    code_ref=data.get("code_ref"), parent_version=parent, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,11 +207,11 @@ class ModelVersion:
     flavor: str
     artifact: ArtifactRef
     signature: Signature | None = None
-    requirements: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    requirements: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     tags: Mapping[str, str] = attrs.field(factory=dict, converter=_tags)
     lineage: Lineage = attrs.field(factory=Lineage)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
-    aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     description: str = ""
     created_at: dt.datetime = attrs.field(factory=utcnow)
 
@@ -225,7 +229,7 @@ class NewVersion:
     flavor: str
     artifact: ArtifactRef
     signature: Signature | None = None
-    requirements: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    requirements: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     tags: Mapping[str, str] = attrs.field(factory=dict, converter=_tags)
     lineage: Lineage = attrs.field(factory=Lineage)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
@@ -236,7 +240,7 @@ class NewVersion:
 class Page(Generic[T]):
     """One page of a listing. ``next_offset`` is None on the last page."""
 
-    items: tuple[T, ...] = attrs.field(converter=tuple)
+    items: tuple[T, ...] = attrs.field(converter=_tuple)
     total: int
     offset: int = 0
     next_offset: int | None = None
@@ -291,7 +295,7 @@ class Principal:
     """Who is calling: a user, a service key or anonymous (dev mode)."""
 
     id: str
-    roles: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     team: str | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 

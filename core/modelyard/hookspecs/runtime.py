@@ -12,6 +12,8 @@ from modelyard.providers import RuntimeProvider
 from modelyard.types import Deployment, Signature
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL registry (a package so that they ship in the wheel)."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of the SQL registry, oldest first: ``0001_initial``, then one file per schema change."""
