@@ -232,6 +232,41 @@ def make_converter() -> cattrs.Converter:
     strict(bool, "a boolean (true or false)", lambda v: isinstance(v, bool))
     strict(int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
     strict(float, "a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool))
+
+    # Containers too: cattrs would happily iterate the string "abc" into ["a", "b", "c"] for a list[str] field,
+    # and fail with an AttributeError on 42 for a dict field.
+    from cattrs.cols import (
+        homogenous_tuple_structure_factory,
+        is_mapping,
+        is_sequence,
+        list_structure_factory,
+        mapping_structure_factory,
+    )
+
+    def guarded(factory: Callable[[Any, cattrs.Converter], Any], kinds: tuple[type, ...]) -> Any:
+        def make(tp: Any, converter: cattrs.Converter) -> Any:
+            inner = factory(tp, converter)
+
+            def hook(value: Any, _tp: Any) -> Any:
+                if not isinstance(value, kinds):
+                    raise _StrictTypeError(_expected(tp), value)
+                return inner(value, _tp)
+
+            return hook
+
+        return make
+
+    def homogenous_tuple(tp: Any) -> bool:
+        args = typing.get_args(tp)
+        return len(args) == 2 and args[1] is Ellipsis
+
+    conv.register_structure_hook_factory(
+        lambda tp: is_sequence(tp) and typing.get_origin(tp) is not tuple and tp is not tuple,
+        guarded(list_structure_factory, (list, tuple)))
+    conv.register_structure_hook_factory(
+        lambda tp: typing.get_origin(tp) is tuple and homogenous_tuple(tp),
+        guarded(homogenous_tuple_structure_factory, (list, tuple)))
+    conv.register_structure_hook_factory(is_mapping, guarded(mapping_structure_factory, (dict, Mapping)))
     return conv
 
 
@@ -297,7 +332,9 @@ def _flatten(exc: BaseException, schema: Any, data: Any, path: tuple[str, ...], 
         if "Literal" in detail or typing.get_origin(schema) is Literal or "not in" in detail:
             issue(f"expected {_expected(schema)}, got {_describe(data)}", path, given=data)
         else:
-            issue(f"invalid value {_describe(data)}: {detail}", path, given=data)
+            # A whole-section failure (an attrs validator) must not print the resolved table: it may hold secrets.
+            shown = f" {_describe(data)}" if path and not isinstance(data, Mapping | list) else ""
+            issue(f"invalid value{shown}: {detail}", path, given=data if path else None)
         return
     issue(f"{type(exc).__name__}: {exc}", path, given=data)
 

@@ -17,7 +17,7 @@ import structlog
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
-_configured: tuple[str, str] | None = None
+_configured: tuple[str, str, Any] | None = None
 REDACTED = "***"
 
 
@@ -36,13 +36,30 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_nested(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_redact_nested(k): _redact_nested(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_nested(v) for v in value] if isinstance(value, list) else tuple(
+            _redact_nested(v) for v in value)
+    return value
+
+
 def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if not _SECRETS:
         return event_dict
     for key, value in list(event_dict.items()):
         if isinstance(value, str):
             event_dict[key] = redact(value)
-        elif isinstance(value, Exception | dict | list | tuple):
+        elif isinstance(value, dict | list | tuple):
+            # Walk containers: their str() escapes quotes and non-ASCII, hiding a secret from a textual search
+            # while the JSON renderer would still print it.
+            cleaned = _redact_nested(value)
+            rendered = str(cleaned)  # objects other than strings inside: fall back to their text
+            event_dict[key] = redact(rendered) if redact(rendered) != rendered else cleaned
+        elif isinstance(value, Exception):
             rendered = str(value)
             cleaned = redact(rendered)
             if cleaned != rendered:
@@ -50,22 +67,47 @@ def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*: test runners and daemons swap it, and a logger bound to the
+    old object would write into a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+_STDERR = _CurrentStderr()
+
+
 def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> None:
-    """Configure structlog (and stdlib logging through it). ``fmt``: ``auto`` (console on a TTY), json, console."""
+    """Configure structlog (and stdlib logging through it). ``fmt``: ``auto`` (console on a TTY), json, console.
+
+    Without ``stream`` lines go to the current ``sys.stderr``, whatever it is at the time of each line.
+    """
     global _configured
-    stream = stream or sys.stderr
+    stream = stream or _STDERR
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
-    if _configured == (level, fmt):
+    # The stream is part of the key: a caller that swapped sys.stderr (a test runner, a daemon) must not keep
+    # logging into the old, possibly closed, stream.
+    if _configured is not None and _configured[:2] == (level, fmt) and _configured[2] is stream:
         return
-    _configured = (level, fmt)
+    _configured = (level, fmt, stream)
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
                      else structlog.processors.JSONRenderer())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info if fmt == "json" else structlog.processors.StackInfoRenderer(),
+        structlog.processors.StackInfoRenderer(),
+        # Render tracebacks to text *before* redaction, in both formats, so a secret in an exception message is
+        # redacted too (the console renderer would otherwise format exc_info after our processor ran).
+        structlog.processors.format_exc_info,
         _redact_processor,
     ]
     structlog.configure(
