@@ -27,6 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import CancelledError as ConcurrentCancelledError
 from concurrent.futures import Executor
 from concurrent.futures import Future as ConcurrentFuture
 from typing import Any
@@ -52,6 +53,8 @@ _MAX_RETRY_AFTER = 30.0
 # Weight of the newest sample in the service-time average: reacts within a handful of calls, yet one slow
 # outlier does not make every rejected client back off for long.
 _EWMA_ALPHA = 0.2
+# How often a blocked submit_sync checks that the loop holding its request still exists.
+_LOOP_CHECK_S = 0.25
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -323,17 +326,33 @@ class _Dispatcher:
         runs in another thread (the server's), and otherwise on a private daemon thread running an event loop that
         the dispatcher starts on first use and stops in ``close()``/``close_sync()``. Raises what ``submit`` raises;
         after ``timeout`` seconds the request is cancelled (withdrawn from its batch if not yet sent to the model)
-        and :class:`TimeoutError` is raised.
+        and :class:`TimeoutError` is raised. If the loop it was bridged to ends first (``asyncio.run`` returned in
+        that loop's thread), :class:`concurrent.futures.CancelledError` is raised: the request was dropped and may
+        be submitted again, which binds the dispatcher to a live loop.
         """
         self._refuse_running_loop("submit_sync")
         if self._closed:
             raise DispatcherClosed(self.deployment)
-        future = asyncio.run_coroutine_threadsafe(self.submit(inputs), self._sync_loop())
-        try:
-            return future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"deployment {self.deployment!r}: no prediction within {timeout}s") from None
+        loop = self._sync_loop()
+        future = asyncio.run_coroutine_threadsafe(self.submit(inputs), loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Wait in slices: if the loop is torn down with the request on it (asyncio.run returning in another
+            # thread schedules nothing more), its future is never settled and an unbounded wait would hang.
+            left = _LOOP_CHECK_S if deadline is None else min(_LOOP_CHECK_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return future.result(left)
+            except TimeoutError:
+                if loop.is_closed() and not future.done():
+                    future.cancel()
+                    raise ConcurrentCancelledError(
+                        f"deployment {self.deployment!r}: the event loop running the request was closed"
+                    ) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    future.cancel()
+                    raise TimeoutError(
+                        f"deployment {self.deployment!r}: no prediction within {timeout}s"
+                    ) from None
 
     async def submit(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Predict ``inputs``; see the subclasses."""
