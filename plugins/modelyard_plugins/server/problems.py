@@ -1,0 +1,124 @@
+"""Exceptions → RFC 9457 problem-details answers (``application/problem+json``), in one place.
+
+Every answer has ``type``, ``title``, ``status`` and ``detail``, plus ``field``/``input`` when the error names
+one, and ``error`` (the detail again) because V2 clients such as tritonclient show a failed request's
+``error`` member. A :class:`~modelyard.errors.ModelyardError` keeps its own ``status`` and title; a V2
+:class:`~modelyard.protocol.v2.CodecError` its status; Litestar's own errors (unknown route, validation, body
+too large) their status. Anything else is a 500 whose answer holds no traceback or message — the exception is
+logged here, with the request's method and path, instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from modelyard import log as logconf
+from modelyard.errors import ConfigError, InvalidInput, ModelyardError, Overloaded
+from modelyard.protocol.v2 import CodecError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: Problem types are URNs named after the error class (``urn:modelyard:problem:not-found``); the client maps them
+#: back to :mod:`modelyard.errors` classes.
+TYPE_PREFIX = "urn:modelyard:problem:"
+
+_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           422: "Invalid input", 429: "Too many requests", 500: "Internal error", 503: "Service unavailable"}
+_ENCODER = msgspec.json.Encoder()
+
+
+def slug(name: str) -> str:
+    """``NotFound`` → ``not-found``: the problem type of an error class."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def problem(status: int, detail: str, *, title: str | None = None, kind: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response[bytes]:
+    """A problem+json response; ``kind`` is the type's slug (default: from the status), ``extra`` adds members."""
+    detail = logconf.redact(detail)
+    body: dict[str, Any] = {"type": TYPE_PREFIX + (kind or slug(_TITLES.get(status, "Error").title().replace(" ", ""))),
+                            "title": title or _TITLES.get(status, "Error"), "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    body["error"] = detail
+    return Response(content=_ENCODER.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE,
+                    headers=headers)
+
+
+def _request_fields(request: Request) -> dict[str, Any]:
+    return {"method": request.scope.get("method"), "path": request.scope.get("path")}
+
+
+def modelyard_error(request: Request, exc: ModelyardError) -> Response[bytes]:
+    """Any :class:`ModelyardError`: its status and title, ``field``/``input`` when known, Retry-After on 429."""
+    status = exc.status
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput) and exc.field:
+        extra["field"] = exc.field
+        if exc.field.startswith("inputs."):
+            extra["input"] = exc.field.removeprefix("inputs.")
+    if isinstance(exc.extra.get("input"), str):
+        extra["input"] = exc.extra["input"]
+    if isinstance(exc, Overloaded):
+        # Retry-After takes whole seconds (RFC 9110); the exact figure goes in the body.
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        extra["retry_after"] = exc.retry_after
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    detail = exc.report() if isinstance(exc, ConfigError) else exc.message
+    if status >= 500:
+        log.error("request failed", error=type(exc).__name__, detail=detail, **_request_fields(request))
+    return problem(status, detail, title=exc.title, kind=slug(type(exc).__name__), headers=headers or None,
+                   **extra)
+
+
+def codec_error(request: Request, exc: CodecError) -> Response[bytes]:
+    """A V2 body that could not be decoded (400/422), or an output the codec could not encode (500)."""
+    if exc.status >= 500:
+        log.error("could not encode a V2 response", detail=exc.detail, **_request_fields(request))
+        return problem(500, "the model's outputs could not be encoded as V2 tensors: " + exc.detail,
+                       kind="codec-error", input=exc.input)
+    return problem(exc.status, exc.detail, kind="codec-error" if exc.status == 400 else "invalid-input",
+                   input=exc.input)
+
+
+def http_error(request: Request, exc: HTTPException) -> Response[bytes]:
+    """Litestar's own errors: unknown route (404), wrong method (405), body too large (413), validation (400)."""
+    status = exc.status_code
+    extra: dict[str, Any] = {}
+    detail = exc.detail or _TITLES.get(status, "Error")
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra if isinstance(exc.extra, list) else [exc.extra]
+        first = extra["errors"][0] if isinstance(extra["errors"][0], dict) else {}
+        if first.get("key"):
+            extra["field"] = str(first["key"])
+            if first.get("message"):
+                detail = f"{detail}: {first['key']}: {first['message']}"
+    if status == 413:
+        detail = "the request body is larger than this server accepts"
+    if status >= 500:
+        log.error("request failed", error=type(exc).__name__, detail=exc.detail, **_request_fields(request))
+        detail = _TITLES.get(status, "Error")
+    return problem(status, detail, headers=dict(exc.headers) if exc.headers else None, **extra)
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response[bytes]:
+    """Anything else: logged with its traceback here, answered as a bare 500 (no message, no traceback)."""
+    log.error("unhandled error", error=type(exc).__name__, exc_info=exc, **_request_fields(request))
+    return problem(500, "an unexpected error occurred; the server log has the details")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ModelyardError: modelyard_error,
+    CodecError: codec_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}
