@@ -60,7 +60,9 @@ def modelyard_authorize(principal: Principal, action: str, resource: str) -> boo
         resource: what it acts on, e.g. ``"models/churn"``.
 
     Returns:
-        ``False`` to deny; all results are collected.
+        ``False`` to deny, ``True`` or ``None`` to abstain.
+
+    All results are collected.
 
     Example:
         .. code-block:: python

@@ -62,6 +62,10 @@ class Runtime(Protocol):
         """Whether the deployment answers predictions now."""
         ...
 
+    def info(self, name: str) -> tuple[str, int]:
+        """``(model, version)`` a deployment serves — O(1), called per prediction to label events."""
+        ...
+
     def status(self) -> Mapping[str, Mapping[str, Any]]:
         """Per deployment: state, version, queue depth, in-flight count, replicas."""
         ...

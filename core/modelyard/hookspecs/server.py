@@ -32,8 +32,9 @@ def modelyard_http_routes(platform: Platform) -> Iterable[Any]:  # type: ignore[
         platform: the platform the routes act on (handlers call its methods; no business logic in handlers).
 
     Returns:
-        An iterable of Litestar route handlers / ``Controller`` classes / ``Router`` objects. All results are
-        collected.
+        An iterable of Litestar route handlers / ``Controller`` classes / ``Router`` objects.
+
+    All results are collected.
 
     Example:
         .. code-block:: python
@@ -79,7 +80,9 @@ def modelyard_config_sections() -> Iterable[ConfigSection]:  # type: ignore[empt
     declare it here.
 
     Returns:
-        An iterable of :class:`ConfigSection`; all results are collected.
+        An iterable of :class:`ConfigSection`.
+
+    All results are collected.
 
     Example:
         .. code-block:: python

@@ -211,8 +211,13 @@ class _Dispatcher:
         raise NotImplementedError
 
     # ---- shared helpers
+    def reset_timing(self) -> None:
+        """Forget the measured call time (e.g. after the model was unloaded: the next call reloads it and must
+        not run inline on the event loop)."""
+        self._service_time = 0.0
+
     def _observe(self, elapsed: float) -> None:
-        # Exponentially weighted service time, only used to compute Retry-After.
+        # Exponentially weighted service time: Retry-After estimates and DirectDispatcher's inline decision.
         st = self._service_time
         self._service_time = elapsed if st == 0.0 else st + _EWMA_ALPHA * (elapsed - st)
 
@@ -406,10 +411,16 @@ class DirectDispatcher(_Dispatcher):
         deployment: name used in error messages.
         max_concurrency: model calls of this deployment running at once (>= 1).
         max_queue: callers allowed to wait for a slot (>= 0).
+        inline_below_s: when the measured call time is below this (and > 0), call the model on the event loop
+            instead of hopping to a worker thread. For tiny models the hop (two thread switches, ~70-90 µs of
+            CPU) costs 10x the model itself; a sub-threshold call blocks the loop for less than the hop would.
+            Slow calls are timed too, so a model that gets slower moves back to the executor by itself.
+            ``0`` (the default) never inlines.
     """
 
     max_concurrency: int = attrs.field(default=4, kw_only=True)
     max_queue: int = attrs.field(default=64, kw_only=True)
+    inline_below_s: float = attrs.field(default=0.0, kw_only=True)
     _waiters: deque[asyncio.Future[None]] = attrs.field(init=False, factory=deque, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -455,6 +466,18 @@ class DirectDispatcher(_Dispatcher):
             self.rows += len(next(iter(inputs.values())))
         except (StopIteration, TypeError):
             pass
+
+        if 0.0 < self._service_time < self.inline_below_s:
+            start = time.perf_counter()
+            try:
+                outputs = self.predict(inputs)
+            except BaseException:
+                self.failed += 1
+                raise
+            finally:
+                self._release()
+            self._observe(time.perf_counter() - start)
+            return outputs
 
         answer = loop.create_future()
         try:

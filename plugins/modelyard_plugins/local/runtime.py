@@ -64,6 +64,9 @@ class LocalRuntimeConfig:
         memory_budget_mb: unload least-recently-used idle models to stay under this many MiB of artifacts
             (``None``: no budget).
         device: passed to the builder's ``load`` as ``options["device"]`` (e.g. ``"cuda:0"`` for torch models).
+        inline_below_ms: without batching, models whose calls measure under this many milliseconds run on the
+            server's event loop instead of a worker thread (the thread hop costs more than such a model);
+            ``0`` always uses the worker threads.
     """
 
     threads: int = attrs.field(factory=_default_threads, validator=attrs.validators.ge(1))
@@ -75,6 +78,7 @@ class LocalRuntimeConfig:
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
     device: str = "cpu"
+    inline_below_ms: float = attrs.field(default=0.2, validator=attrs.validators.ge(0))
 
 
 class _Retired(Exception):
@@ -348,7 +352,8 @@ class LocalRuntime:
                 max_queue=self.config.max_queue, max_concurrency=concurrency)
         else:
             entry.dispatcher = DirectDispatcher(entry.run, self._executor, deployment=name,
-                                                max_concurrency=concurrency, max_queue=self.config.max_queue)
+                                                max_concurrency=concurrency, max_queue=self.config.max_queue,
+                                                inline_below_s=self.config.inline_below_ms / 1000)
         return entry
 
     def _load(self, entry: _Entry) -> LoadedModel:
@@ -402,6 +407,8 @@ class LocalRuntime:
                         continue
                     evicted.append((candidate.deployment.name, candidate.model))
                     candidate.model = None
+                    if candidate.dispatcher is not None:
+                        candidate.dispatcher.reset_timing()  # its next call reloads: keep it off the loop
                     used -= candidate.size
             if pending:
                 self._pending_bytes += size

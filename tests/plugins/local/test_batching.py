@@ -786,3 +786,44 @@ def test_direct_arguments_are_checked() -> None:
         DirectDispatcher(Model(), EXECUTOR, max_concurrency=0)
     with pytest.raises(ValueError):
         DirectDispatcher(Model(), EXECUTOR, max_queue=-1)
+
+
+# --------------------------------------------------------------------------------------------- inline fast path
+def _threads_seen(delay_s: float, *, inline_below_s: float, calls: int = 6, reset_after: int | None = None):
+    """Run ``calls`` sequential requests; return (event-loop thread id, the thread id of each model call)."""
+    seen: list[int] = []
+
+    def model(inputs):
+        seen.append(threading.get_ident())
+        if delay_s:
+            time.sleep(delay_s)
+        return {"y": inputs["x"] * 2}
+
+    async def main():
+        with ThreadPoolExecutor(2) as pool:
+            d = DirectDispatcher(model, pool, inline_below_s=inline_below_s)
+            for i in range(calls):
+                if reset_after is not None and i == reset_after:
+                    d.reset_timing()
+                out = await d.submit({"x": np.full((1, 2), float(i))})
+                np.testing.assert_array_equal(out["y"], np.full((1, 2), 2.0 * i))
+            await d.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    return loop_thread, seen
+
+
+def test_fast_models_run_inline_on_the_loop_after_the_first_measured_call():
+    loop_thread, seen = _threads_seen(0.0, inline_below_s=0.05)
+    assert seen[0] != loop_thread  # unmeasured: the first call goes to the executor
+    assert all(t == loop_thread for t in seen[1:])
+
+
+def test_slow_models_and_reset_timing_stay_off_the_loop():
+    loop_thread, seen = _threads_seen(0.01, inline_below_s=0.001)
+    assert all(t != loop_thread for t in seen)
+    loop_thread, seen = _threads_seen(0.0, inline_below_s=0.05, reset_after=3)
+    assert seen[3] != loop_thread and seen[2] == loop_thread and seen[4] == loop_thread
+    loop_thread, seen = _threads_seen(0.0, inline_below_s=0.0)
+    assert all(t != loop_thread for t in seen)  # 0 disables inlining
