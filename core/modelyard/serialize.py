@@ -60,3 +60,27 @@ def page_json(page: Page[Any], item: Callable[[Any], dict[str, Any]]) -> dict[st
     """A page: ``{"items": [...], "total", "offset", "next_offset"}``."""
     return {"items": [item(i) for i in page.items], "total": page.total, "offset": page.offset,
             "next_offset": page.next_offset}
+
+
+def plugins_json(pm: Any) -> dict[str, Any]:
+    """The plugins of a plugin manager and the providers they offer (``modelyard plugins``, ``GET /api/v1/plugins``).
+
+    ``{"plugins": [{name, distribution, version, module, hooks, builtin}], "slots": {slot: [{name, plugin,
+    distribution, description, requires, missing, install_hint}]}, "broken": {name: reason}, "disabled": [...]}``;
+    ``install_hint`` is set only when a provider's requirements are missing.
+    """
+    from modelyard.plugins import collect_providers
+
+    slots: dict[str, list[dict[str, Any]]] = {}
+    for slot, entries in collect_providers(pm).items():
+        rows = []
+        for name, entry in entries.items():
+            missing = entry.provider.missing_requirements()
+            rows.append({"name": name, "plugin": entry.plugin, "distribution": entry.distribution,
+                         "description": entry.provider.description, "requires": list(entry.provider.requires),
+                         "missing": missing, "install_hint": entry.provider.install_hint() if missing else None})
+        slots[slot] = rows
+    plugins = [{"name": i.name, "distribution": i.distribution, "version": i.version, "module": i.module,
+                "hooks": list(i.hooks), "builtin": i.builtin} for i in pm.plugin_infos()]
+    return {"plugins": plugins, "slots": slots, "broken": dict(getattr(pm, "broken", {})),
+            "disabled": sorted(getattr(pm, "disabled", ()))}
