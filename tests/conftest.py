@@ -1,4 +1,9 @@
-"""Suite-wide hygiene: logging configuration is process-global, so every test gets it back as it found it."""
+"""Suite-wide hygiene: logging configuration is process-global, so every test starts from structlog's defaults.
+
+A Platform configures structlog (level, format, stream) when it is assembled — including platforms built by
+module-scoped fixtures before a test starts — and one test's ``log_level = "warning"`` must not filter the log
+lines another test captures.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,10 @@ from modelyard import log as logconf
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging():
-    """A Platform configures structlog (level, format, stream); don't let one test's level filter another's logs."""
-    saved = structlog.get_config()
-    saved = {**saved, "processors": list(saved["processors"])}
-    saved_key = logconf._configured
+def _fresh_logging():
+    """Reset structlog to its defaults before each test and forget modelyard's configuration key."""
+    structlog.reset_defaults()
+    logconf._configured = None
     yield
-    structlog.configure(**saved)
-    logconf._configured = saved_key
+    structlog.reset_defaults()
+    logconf._configured = None

@@ -167,7 +167,7 @@ def env_resolver(environ: Mapping[str, str]) -> Callable[[str, str], str]:
 
     def resolve(kind: str, ref: str) -> str:
         if kind != "env":
-            return "${%s:%s}" % (kind, ref)
+            return f"${{{kind}:{ref}}}"
         name, sep, default = ref.partition(":-")
         if name in environ:
             return environ[name]

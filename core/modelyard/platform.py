@@ -26,7 +26,15 @@ from modelyard.names import check_name
 from modelyard.plugins import PluginManager, ProviderEntry, collect_providers, get_plugin_manager
 from modelyard.providers import SLOTS, ProviderContext
 from modelyard.registry import ModelRegistry
-from modelyard.types import BatchingConfig, Deployment, ModelRef, ModelVersion, PredictionEvent, Signature, utcnow
+from modelyard.types import (
+    BatchingConfig,
+    Deployment,
+    ModelRef,
+    ModelVersion,
+    PredictionEvent,
+    Signature,
+    utcnow,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +42,7 @@ log = structlog.get_logger(__name__)
 def _secret_resolver(store: Any) -> Any:
     def resolve(kind: str, ref: str) -> str:
         if kind != "secret":
-            return "${%s:%s}" % (kind, ref)
+            return f"${{{kind}:{ref}}}"
         path, sep, key = ref.partition("#")
         if not sep or not path or not key:
             raise LookupError(f"secret reference {ref!r}: expected ${{secret:path#key}}")

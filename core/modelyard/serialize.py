@@ -37,7 +37,8 @@ def deployment_json(d: Deployment) -> dict[str, Any]:
     """A deployment record."""
     return {"name": d.name, "model": d.model, "version": d.version, "runtime": d.runtime,
             "requested_ref": d.requested_ref,
-            "batching": ({"max_batch_size": d.batching.max_batch_size, "max_wait_ms": d.batching.max_wait_ms}
+            "batching": ({"max_batch_size": d.batching.max_batch_size, "max_wait_ms": d.batching.max_wait_ms,
+                          "wait_when_idle": d.batching.wait_when_idle}
                          if d.batching else None),
             "replicas": d.replicas, "options": dict(d.options), "state": d.state, "message": d.message,
             "created_at": _ts(d.created_at), "updated_at": _ts(d.updated_at)}

@@ -256,6 +256,8 @@ class BatchingConfig:
 
     max_batch_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
     max_wait_ms: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
+    #: Hold a batch for max_wait_ms even when the model is idle (default: an idle model takes requests at once).
+    wait_when_idle: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -105,7 +105,7 @@ def test_embedded_flow(run, tiny_models, tmp_path):
     batched = _json(run("deploy", "churn:1", "--name", "churn-v1", "--max-batch-size", "8", "--max-wait-ms", "1",
                         "--json"))
     assert (batched["name"], batched["version"]) == ("churn-v1", 1)
-    assert batched["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0}
+    assert batched["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0, "wait_when_idle": False}
     human_dep = run("deploy", "churn@staging", "--name", "churn-staging")
     assert ["version", "1"] in _rows(human_dep.stdout) and "note:" in human_dep.stderr
     deps = _json(run("deployments", "--json"))["items"]

@@ -97,7 +97,7 @@ def test_server_mode_flow(run, server, tiny_models, tmp_path):
 
     dep = _json(run("deploy", "churn", "--max-batch-size", "4", "--json"))
     assert (dep["name"], dep["version"], dep["state"]) == ("churn", 2, "ready")
-    assert dep["batching"] == {"max_batch_size": 4, "max_wait_ms": 2.0}
+    assert dep["batching"] == {"max_batch_size": 4, "max_wait_ms": 2.0, "wait_when_idle": False}
     assert [d["name"] for d in _json(run("deployments", "--json"))["items"]] == ["churn"]
     assert "churn" in run("deployments").stdout
 

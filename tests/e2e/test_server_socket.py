@@ -46,7 +46,7 @@ def test_sdk_registry_reads(server_url: str, deployed: str) -> None:  # noqa: F8
         assert [m["name"] for m in client.list_models(prefix="ch")["items"]] == ["churn"]
         assert client.search(tags={"team": "growth"})["total"] == 1
         assert [d["name"] for d in client.deployments()] == ["churn"]
-        assert client.get_deployment("churn")["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0}
+        assert client.get_deployment("churn")["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0, "wait_when_idle": False}
         assert client.ready() is True
         assert "server" in {p["name"] for p in client.plugins()["plugins"]}
         assert client.set_tags("churn", {"owner": "ml"})["tags"] == {"owner": "ml"}

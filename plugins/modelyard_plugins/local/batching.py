@@ -630,7 +630,7 @@ class BatchingDispatcher(_Dispatcher):
     """Dynamic batching: concurrent requests are merged into one model call.
 
     A batch is flushed when it holds ``max_batch_size`` rows, or ``max_wait_ms`` after its first request arrived,
-    whichever comes first (``max_wait_ms=0``: on the next loop iteration, merging whatever queued meanwhile). A
+    whichever comes first (at once when the model is idle, unless ``wait_when_idle``) (``max_wait_ms=0``: on the next loop iteration, merging whatever queued meanwhile). A
     flushed batch runs as soon as fewer than ``max_concurrency`` batches of this deployment are in flight; while it
     waits for a slot it keeps absorbing requests up to ``max_batch_size`` rows, so a busy model gets full batches.
     Inputs are concatenated along axis 0 and every output is sliced back by each request's row count.
@@ -650,12 +650,16 @@ class BatchingDispatcher(_Dispatcher):
         max_queue: requests waiting to be sent to the model (>= 1); keep it at least ``max_batch_size`` rows'
             worth of requests or batches can never fill.
         max_concurrency: batches of this deployment in flight at once (>= 1).
+        wait_when_idle: also hold a batch for ``max_wait_ms`` when no call of this deployment is running. Off by
+            default: a lone request then goes straight to the model instead of paying ``max_wait_ms``, and under
+            load batches still fill while the call in flight runs.
     """
 
     max_batch_size: int = attrs.field(default=32, kw_only=True)
     max_wait_ms: float = attrs.field(default=2.0, kw_only=True)
     max_queue: int = attrs.field(default=256, kw_only=True)
     max_concurrency: int = attrs.field(default=1, kw_only=True)
+    wait_when_idle: bool = attrs.field(default=False, kw_only=True)
 
     _max_wait_s: float = attrs.field(init=False, default=0.0, repr=False)
     _open: dict[Hashable, _Batch] = attrs.field(init=False, factory=dict, repr=False)
@@ -730,8 +734,10 @@ class BatchingDispatcher(_Dispatcher):
                 batch = _Batch(key)
                 self._open[key] = batch
                 # One timer per batch, not per request. call_soon for 0 ms: requests arriving in this loop
-                # iteration still join.
-                if self._max_wait_s > 0:
+                # iteration still join. When the model is idle there is nothing to wait for: waiting would only
+                # add max_wait_ms to a lone request's latency, while under load batches still fill up during
+                # the call in flight (and wait at most max_wait_ms for more once they are due).
+                if self._max_wait_s > 0 and (self.wait_when_idle or self._in_flight > 0 or self._ready):
                     batch.timer = loop.call_later(self._max_wait_s, self._on_timer, batch)
                 else:
                     batch.timer = loop.call_soon(self._on_timer, batch)

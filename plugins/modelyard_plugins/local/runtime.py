@@ -349,7 +349,8 @@ class LocalRuntime:
             entry.dispatcher = BatchingDispatcher(
                 entry.run, self._executor, deployment=name,
                 max_batch_size=deployment.batching.max_batch_size, max_wait_ms=deployment.batching.max_wait_ms,
-                max_queue=self.config.max_queue, max_concurrency=concurrency)
+                max_queue=self.config.max_queue, max_concurrency=concurrency,
+                wait_when_idle=deployment.batching.wait_when_idle)
         else:
             entry.dispatcher = DirectDispatcher(entry.run, self._executor, deployment=name,
                                                 max_concurrency=concurrency, max_queue=self.config.max_queue,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from modelyard.serialize import deployment_json
@@ -33,8 +34,7 @@ class DeploymentsController(Controller):
     def create(self, request: Request, data: JSONBody[CreateDeployment]) -> Response[dict[str, Any]]:
         """Deploy ``model`` (``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``) under ``name`` (default: the model's
         name), or move an existing deployment to it; 201 once it answers predictions."""
-        batching = ({"max_batch_size": data.batching.max_batch_size, "max_wait_ms": data.batching.max_wait_ms}
-                    if data.batching is not None else None)
+        batching = msgspec.structs.asdict(data.batching) if data.batching is not None else None
         deployment = request.app.state.platform.deploy(data.model, name=data.name, batching=batching,
                                                        replicas=data.replicas, options=data.options,
                                                        actor=principal_id(request))

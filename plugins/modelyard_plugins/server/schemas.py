@@ -43,6 +43,7 @@ class Batching(msgspec.Struct, forbid_unknown_fields=True):
 
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
+    wait_when_idle: bool = False
 
 
 class CreateDeployment(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from modelyard.errors import InvalidInput
 from modelyard.types import (
@@ -97,8 +98,7 @@ def model_from_row(row: sa.Row[Any], tags: Mapping[str, str], aliases: Mapping[s
 # --------------------------------------------------------------------------------------------- deployments
 def deployment_values(d: Deployment) -> dict[str, Any]:
     """The ``deployments`` row for a record."""
-    batching = None if d.batching is None else {"max_batch_size": d.batching.max_batch_size,
-                                                "max_wait_ms": d.batching.max_wait_ms}
+    batching = None if d.batching is None else attrs.asdict(d.batching)
     return {"name": d.name, "model": d.model, "version": d.version, "runtime": d.runtime,
             "requested_ref": d.requested_ref, "batching": batching, "replicas": d.replicas,
             "options": jsonable(d.options, f"options of deployment {d.name!r}"), "state": d.state, "message": d.message, "created_at": d.created_at,

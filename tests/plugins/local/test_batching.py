@@ -470,7 +470,7 @@ def test_heterogeneous_requests_are_batched_separately() -> None:
 # --------------------------------------------------------------------------------------------- cancellation
 def test_cancelled_caller_before_dispatch_is_withdrawn() -> None:
     model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=50)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=50, wait_when_idle=True)
 
     async def main():
         tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, i + 1))) for i in range(3)]
@@ -515,7 +515,7 @@ def test_cancelled_caller_during_the_call_does_not_break_the_batch() -> None:
 
 def test_batch_of_only_cancelled_callers_is_never_run() -> None:
     model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=5)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=5, wait_when_idle=True)
 
     async def main():
         tasks = [asyncio.ensure_future(dispatcher.submit(rows_of(i * 3, 1))) for i in range(2)]
@@ -728,7 +728,7 @@ def test_direct_submit_sync() -> None:
 def test_sync_callers_join_the_running_loop_of_async_callers() -> None:
     # The server loop is bound; a library call from another thread is bridged into the same queue.
     model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50, wait_when_idle=True)
 
     async def main():
         return await asyncio.gather(
@@ -745,7 +745,7 @@ def test_sync_callers_join_the_running_loop_of_async_callers() -> None:
 
 def test_other_event_loops_are_bridged_to_the_bound_one() -> None:
     model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50)
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50, wait_when_idle=True)
 
     async def main():
         # asyncio.run in a thread: a second, concurrently running loop.
@@ -827,3 +827,48 @@ def test_slow_models_and_reset_timing_stay_off_the_loop():
     assert seen[3] != loop_thread and seen[2] == loop_thread and seen[4] == loop_thread
     loop_thread, seen = _threads_seen(0.0, inline_below_s=0.0)
     assert all(t != loop_thread for t in seen)  # 0 disables inlining
+
+
+def test_an_idle_model_takes_a_lone_request_at_once_unless_told_to_wait():
+    """Batching must not add max_wait_ms to a lone request's latency; under load batches still merge."""
+
+    def model(inputs):
+        return {"y": inputs["x"] + 1}
+
+    async def one(wait_when_idle: bool) -> float:
+        d = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=400, wait_when_idle=wait_when_idle)
+        start = time.perf_counter()
+        out = await d.submit({"x": np.zeros((1, 2))})
+        elapsed = time.perf_counter() - start
+        np.testing.assert_array_equal(out["y"], np.ones((1, 2)))
+        await d.close()
+        return elapsed
+
+    assert asyncio.run(one(False)) < 0.2  # 400 ms would be the hold window
+    assert asyncio.run(one(True)) >= 0.35
+
+
+def test_requests_arriving_while_a_call_runs_are_merged_into_the_next_batch():
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def model(inputs):
+        calls.append(len(inputs["x"]))
+        if len(calls) == 1:
+            gate.wait(5)  # the first (lone) call is slow: everything else arrives while it runs
+        return {"y": inputs["x"] * 2}
+
+    async def main():
+        d = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=20)
+        first = asyncio.ensure_future(d.submit({"x": np.zeros((1, 1))}))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(d.submit({"x": np.full((1, 1), float(i))})) for i in range(10)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        outs = await asyncio.gather(first, *rest)
+        await d.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert calls == [1, 10]
+    assert [float(o["y"][0, 0]) for o in outs[1:]] == [2.0 * i for i in range(10)]

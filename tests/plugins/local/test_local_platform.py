@@ -79,4 +79,5 @@ def test_restore_deployments_after_a_restart(tmp_path, onnx_paths) -> None:
         assert [d.name for d in second.restore_deployments()] == ["linear"]
         x = rows(2)
         np.testing.assert_allclose(second.predict("linear", {"x": x})["y"], expected(1, x), rtol=1e-4, atol=1e-3)
-        assert second.runtime.status()["linear"]["batching"] == {"max_batch_size": 8, "max_wait_ms": 1}
+        assert second.runtime.status()["linear"]["batching"] == {"max_batch_size": 8, "max_wait_ms": 1,
+                                                                 "wait_when_idle": False}

@@ -296,7 +296,7 @@ def test_requests_holding_a_replaced_deployment_are_retried_on_the_new_one(runti
 def test_sync_callers_survive_the_end_of_the_batchers_event_loop(runtime, sources) -> None:
     # The batcher binds to the first event loop that uses it and bridges sync callers onto it. When that loop
     # ends (asyncio.run returns) with a sync request queued on it, the request is re-run, not failed.
-    runtime.deploy(deployment(batching=BatchingConfig(max_batch_size=8, max_wait_ms=500)), sources(1))
+    runtime.deploy(deployment(batching=BatchingConfig(max_batch_size=8, max_wait_ms=500, wait_when_idle=True)), sources(1))
     bound = threading.Event()
     release = threading.Event()
 
@@ -428,7 +428,7 @@ def test_concurrent_lazy_reloads_load_once(sources) -> None:
 # --------------------------------------------------------------------------------------------- close
 def test_close_drains_and_refuses_new_work(sources) -> None:
     rt = LocalRuntime(LocalRuntimeConfig(threads=2))
-    rt.deploy(deployment(batching=BatchingConfig(max_batch_size=4, max_wait_ms=200)), sources(1))
+    rt.deploy(deployment(batching=BatchingConfig(max_batch_size=4, max_wait_ms=200, wait_when_idle=True)), sources(1))
     x = rows(1)
     result: list = []
     t = threading.Thread(daemon=True, target=lambda: result.append(rt.predict("linear", {"x": x})))

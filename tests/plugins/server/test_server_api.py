@@ -87,7 +87,7 @@ def test_deployments_lifecycle(client: TestClient, platform, model_path) -> None
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/api/v1/deployments/served-api"
     assert created.json() == deployment_json(platform.get_deployment("served-api"))
-    assert created.json()["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0}
+    assert created.json()["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0, "wait_when_idle": False}
     assert "served-api" in [d["name"] for d in client.get("/api/v1/deployments").json()["items"]]
     status = client.get("/api/v1/deployments/served-api/status").json()
     assert status["ready"] is True and status["runtime_status"]["version"] == 1
