@@ -66,7 +66,7 @@ def serve(config_path: str | os.PathLike[str] | None = None, *, host: str | None
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", lifespan="on", access_log=False,
+    config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", ws="none", lifespan="on", access_log=False,
                             log_config=None, server_header=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     threading.Thread(target=_announce_when_listening, args=(server, host, announce, started),
@@ -106,7 +106,7 @@ def _serve_workers(config_path: Any, *, host: str, port: int, dev: bool, workers
     os.environ[_ENV_DEV] = "1" if dev else "0"
     print(f"modelyard serving on {_base_url(host, port)} with {workers} workers", flush=True)
     uvicorn.run("modelyard_plugins.server.serve:worker_app", factory=True, host=host, port=port, workers=workers,
-                loop="auto", http="auto", lifespan="on", access_log=False, log_config=None, server_header=False)
+                loop="auto", http="auto", ws="none", lifespan="on", access_log=False, log_config=None, server_header=False)
 
 
 def worker_app() -> Any:
