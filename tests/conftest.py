@@ -1,8 +1,9 @@
-"""Suite-wide hygiene: logging configuration is process-global, so every test starts from structlog's defaults.
+"""Suite-wide hygiene: logging configuration is process-global, so a test gives it back as it found it.
 
-A Platform configures structlog (level, format, stream) when it is assembled — including platforms built by
-module-scoped fixtures before a test starts — and one test's ``log_level = "warning"`` must not filter the log
-lines another test captures.
+A Platform configures structlog (level, format, stream) when it is assembled; without this, one test's
+``log_level = "warning"`` would silently filter the log lines a later test captures. Tests that capture logs
+should still start from a known state themselves (``structlog.reset_defaults()``): module-scoped fixtures
+configure logging before any function-scoped fixture runs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from modelyard import log as logconf
 
 
 @pytest.fixture(autouse=True)
-def _fresh_logging():
-    """Reset structlog to its defaults before each test and forget modelyard's configuration key."""
-    structlog.reset_defaults()
-    logconf._configured = None
+def _restore_logging():
+    """Put structlog's configuration and modelyard's configuration key back after each test."""
+    saved = structlog.get_config()
+    saved = {**saved, "processors": list(saved["processors"])}
+    saved_key = logconf._configured
     yield
-    structlog.reset_defaults()
-    logconf._configured = None
+    structlog.configure(**saved)
+    logconf._configured = saved_key

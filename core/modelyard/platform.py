@@ -288,14 +288,15 @@ class Platform:
                                 options=dict(options or {}), state="ready",
                                 created_at=previous.created_at if previous else utcnow())
         started = time.perf_counter()
+        details = {"model": version.model, "version": version.number}
         try:
             self.runtime.deploy(deployment, self.bundle_source(version))
-        except ModelyardError:
-            self._audit("deployments:deploy", f"deployments/{name}", actor, outcome="error")
+            self.registry_backend.put_deployment(deployment)
+        except BaseException as exc:
+            self.audit("deployments:deploy", f"deployments/{name}", actor, outcome="error",
+                       error=f"{type(exc).__name__}: {exc}"[:500], **details)
             raise
-        self.registry_backend.put_deployment(deployment)
-        self._audit("deployments:deploy", f"deployments/{name}", actor, model=version.model,
-                    version=version.number)
+        self.audit("deployments:deploy", f"deployments/{name}", actor, **details)
         log.info("deployed", deployment=name, model=version.model, version=version.number,
                  seconds=round(time.perf_counter() - started, 3))
         self.hook.modelyard_after_deployment_changed(deployment=deployment,
@@ -310,7 +311,7 @@ class Platform:
         except NotFound:
             pass  # record without a live deployment (e.g. never restored): removing the record is the fix
         self.registry_backend.delete_deployment(name)
-        self._audit("deployments:undeploy", f"deployments/{name}", actor)
+        self.audit("deployments:undeploy", f"deployments/{name}", actor)
         self.hook.modelyard_after_deployment_changed(deployment=attrs.evolve(deployment, state="stopped"),
                                                      change="undeployed")
 
@@ -397,7 +398,8 @@ class Platform:
         return not any(v is False for v in votes)
 
     # ------------------------------------------------------------------------------------------- misc
-    def _audit(self, action: str, resource: str, actor: str, outcome: str = "ok", **details: Any) -> None:
+    def audit(self, action: str, resource: str, actor: str, outcome: str = "ok", **details: Any) -> None:
+        """Record a mutating action in the registry's audit log; a failing write is logged, never raised."""
         from modelyard.types import AuditEvent
 
         try:

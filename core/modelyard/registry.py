@@ -7,20 +7,20 @@ fires ``modelyard_after_model_registered``. A failed registration leaves registr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from modelyard.errors import BuildError, InvalidInput, ModelyardError
+from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import BuildOptions
 from modelyard.names import check_alias, check_name
 from modelyard.types import (
-    AuditEvent,
     Lineage,
     Model,
     ModelRef,
@@ -70,6 +70,23 @@ class ModelRegistry:
         in-memory model object. Raises :class:`~modelyard.errors.InvalidInput` for bad arguments and
         :class:`~modelyard.errors.BuildError` when the bundle fails validation; nothing is recorded then.
         """
+        with self._audited("models:register", f"models/{name}", actor, flavor=flavor) as details:
+            version, bundle = self._register(name, source, flavor=flavor, tags=tags, lineage=lineage, alias=alias,
+                                             description=description, sample_input=sample_input,
+                                             expected_output=expected_output, options=options)
+            details.update(resource=f"models/{name}/versions/{version.number}", digest=version.artifact.digest,
+                           pickle_loaded=bool(bundle.metadata.get("pickle_loaded")))
+        log.info("model registered", model=name, version=version.number, flavor=flavor,
+                 digest=version.artifact.digest)
+        self._platform.hook.modelyard_after_model_registered(version=version)
+        if alias is not None:
+            self._platform.hook.modelyard_after_alias_set(version=version, alias=alias)
+        return version
+
+    def _register(self, name: str, source: Any, *, flavor: str, tags: Mapping[str, str] | None,
+                  lineage: Lineage | Mapping[str, Any] | None, alias: str | None, description: str,
+                  sample_input: Mapping[str, Any] | None, expected_output: Mapping[str, Any] | None,
+                  options: Mapping[str, Any] | None) -> tuple[ModelVersion, Any]:
         check_name(name, field="name")
         tags = check_tags(tags)
         if alias is not None:
@@ -104,13 +121,7 @@ class ModelRegistry:
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self._audit("models:register", f"models/{name}/versions/{version.number}", actor,
-                    flavor=flavor, digest=artifact.digest, pickle_loaded=bool(bundle.metadata.get("pickle_loaded")))
-        log.info("model registered", model=name, version=version.number, flavor=flavor, digest=artifact.digest)
-        self._platform.hook.modelyard_after_model_registered(version=version)
-        if alias is not None:
-            self._platform.hook.modelyard_after_alias_set(version=version, alias=alias)
-        return version
+        return version, bundle
 
     def set_alias(self, name: str, version: int, alias: str, *, actor: str = "local") -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, atomically moving it if it pointed elsewhere.
@@ -120,8 +131,8 @@ class ModelRegistry:
         check_name(name)
         check_alias(alias)
         number = check_version_number(version)
-        result = self.backend.set_alias(name, alias, number)
-        self._audit("models:alias", f"models/{name}/aliases/{alias}", actor, version=number)
+        with self._audited("models:alias", f"models/{name}/aliases/{alias}", actor, version=number):
+            result = self.backend.set_alias(name, alias, number)
         self._platform.hook.modelyard_after_alias_set(version=result, alias=alias)
         return result
 
@@ -129,23 +140,22 @@ class ModelRegistry:
         """Remove an alias."""
         check_name(name)
         check_alias(alias)
-        self.backend.delete_alias(name, alias)
-        self._audit("models:unalias", f"models/{name}/aliases/{alias}", actor)
+        with self._audited("models:unalias", f"models/{name}/aliases/{alias}", actor):
+            self.backend.delete_alias(name, alias)
 
     def set_tags(self, name: str, tags: Mapping[str, str], *, version: int | None = None,
                  remove: Iterable[str] = (), actor: str = "local") -> None:
         """Set and remove tags on a model or, with ``version``, on one version."""
         check_name(name)
         number = check_version_number(version) if version is not None else None
-        self.backend.set_tags(name, check_tags(tags), number=number, remove=tuple(remove))
-        self._audit("models:tag", f"models/{name}" + (f"/versions/{number}" if number else ""), actor)
+        with self._audited("models:tag", f"models/{name}" + (f"/versions/{number}" if number else ""), actor):
+            self.backend.set_tags(name, check_tags(tags), number=number, remove=tuple(remove))
 
     def create_model(self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None,
                      actor: str = "local") -> Model:
         """Create an empty model (registration creates it implicitly)."""
-        model = self.backend.create_model(check_name(name), description=description, tags=check_tags(tags))
-        self._audit("models:create", f"models/{name}", actor)
-        return model
+        with self._audited("models:create", f"models/{name}", actor):
+            return self.backend.create_model(check_name(name), description=description, tags=check_tags(tags))
 
     # ------------------------------------------------------------------------------------------- reads
     def get_model(self, name: str) -> Model:
@@ -205,12 +215,22 @@ class ModelRegistry:
         except Exception:  # the original error matters more; an orphan blob is harmless and collectable
             log.warning("could not remove orphan artifact", digest=digest, exc_info=True)
 
-    def _audit(self, action: str, resource: str, actor: str, **details: Any) -> None:
+    @contextlib.contextmanager
+    def _audited(self, action: str, resource: str, actor: str, **details: Any) -> Iterator[dict[str, Any]]:
+        """Audit the enclosed action with its outcome — ``ok``, or ``error`` with the error — and re-raise.
+
+        The block may add to the yielded details (e.g. the version number once known); a ``resource`` entry
+        it sets replaces the resource (``models/x`` becomes ``models/x/versions/3`` once the number exists).
+        """
         try:
-            self.backend.record_audit(AuditEvent(action=action, resource=resource, principal=actor,
-                                                 details=details))
-        except ModelyardError:
-            log.error("audit write failed", action=action, resource=resource, exc_info=True)
+            yield details
+        except BaseException as exc:
+            resource = details.pop("resource", resource)
+            self._platform.audit(action, resource, actor, outcome="error",
+                                 error=f"{type(exc).__name__}: {exc}"[:500], **details)
+            raise
+        resource = details.pop("resource", resource)
+        self._platform.audit(action, resource, actor, **details)
 
 
 def _arrays(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

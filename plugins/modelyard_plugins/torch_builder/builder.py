@@ -174,7 +174,10 @@ def load_program(path: Path, *, device: str, threads: int) -> tuple[Any, str, An
             module = torch.jit.load(str(path), map_location=device)
             module.eval()
             return module, fmt, None
-        program = torch.export.load(str(path))
+        # An open file, not a path: cached artifacts are named by digest, without the ".pt2" suffix that
+        # torch.export.load otherwise insists on (it warns and then loads anyway).
+        with open(path, "rb") as fh:
+            program = torch.export.load(fh)
         module = program.module()
         if not device.startswith("cpu"):
             module = module.to(device)

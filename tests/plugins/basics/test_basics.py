@@ -18,6 +18,13 @@ from modelyard_plugins.basics.billing import NoBilling
 from modelyard_plugins.basics.monitor import LogMonitor, LogMonitorConfig, summarize
 
 
+@pytest.fixture(autouse=True)
+def _default_logging():
+    """These tests capture the monitor's info lines: start from structlog's defaults (no level filter left
+    behind by a platform another test assembled)."""
+    structlog.reset_defaults()
+
+
 def event(deployment: str = "churn", latency_ms: float = 1.0, ok: bool = True, rows: int = 1,
           error: str | None = None, version: int = 1) -> PredictionEvent:
     return PredictionEvent(deployment=deployment, model=deployment, version=version, rows=rows,

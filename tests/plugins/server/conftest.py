@@ -5,23 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 from modelyard import Platform
-from server_models import build_logreg
+from server_models import build_logreg, make_platform
 
 
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 20-feature logistic regression as an ONNX file."""
     return build_logreg(tmp_path_factory.mktemp("server-model") / "logreg.onnx")
-
-
-def make_platform(data_dir: Path, **sections: Any) -> Platform:
-    """A platform on the embedded defaults in ``data_dir``; ``sections`` are extra config sections."""
-    return Platform.from_config({"platform": {"data_dir": str(data_dir), "log_level": "warning"}, **sections})
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,10 @@ a label output) built with ``onnx.helper``, and the expected answers computed by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from modelyard import Platform
 
 FEATURES = 20
 
@@ -51,3 +53,8 @@ def ort_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
 def features(rows: int, seed: int = 1) -> np.ndarray:
     """``rows`` random feature rows as FP32."""
     return np.random.default_rng(seed).normal(size=(rows, FEATURES)).astype(np.float32)
+
+
+def make_platform(data_dir: Path, **sections: Any) -> Platform:
+    """A platform on the embedded defaults in ``data_dir``; ``sections`` are extra config sections."""
+    return Platform.from_config({"platform": {"data_dir": str(data_dir), "log_level": "warning"}, **sections})

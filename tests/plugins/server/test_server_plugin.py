@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_platform
 from modelyard import Platform
 from modelyard.errors import ConfigError
 from modelyard.plugins import get_plugin_manager
 from modelyard_plugins.server.config import ServerConfig, server_settings
+from server_models import make_platform
 from typer.testing import CliRunner
 
 

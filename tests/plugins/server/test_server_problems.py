@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_platform
 from litestar import get
 from litestar.testing import TestClient
 from modelyard import Platform, hookimpl
@@ -21,7 +20,7 @@ from modelyard.protocol.v2 import HEADER_LENGTH_HEADER, encode_request
 from modelyard.providers import AuthProvider
 from modelyard.types import Principal
 from modelyard_plugins.server.app import create_app
-from server_models import features
+from server_models import features, make_platform
 
 PROBLEM = "application/problem+json"
 
