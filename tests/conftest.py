@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import structlog
-
 from modelyard import log as logconf
 
 

@@ -21,7 +21,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from build_model import N_FEATURES, build  # noqa: E402
-
 from modelyard import Platform  # noqa: E402
 
 CONFIG = HERE / "modelyard.toml"

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from modelyard.hookspecs import SPEC_MODULES
 from modelyard.plugins import get_plugin_manager
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from modelyard import Platform, hookimpl
 from modelyard.errors import BuildError, InvalidInput, NotFound
 from modelyard.hookspecs.auth import Authenticator
@@ -19,6 +16,7 @@ from modelyard.hookspecs.storage import ArtifactStore
 from modelyard.plugins import get_plugin_manager
 from modelyard.providers import MonitorProvider
 from modelyard.types import ANONYMOUS, Principal
+from onnx import TensorProto, helper, numpy_helper
 
 N = 4
 
