@@ -169,8 +169,49 @@ def _ready(response: httpx.Response) -> bool:
     return response.status_code == 200
 
 
+def _plain(value: Any, field: str) -> Any:
+    """``value`` as JSON-ready data: numpy arrays and scalars via ``.tolist()``, byte strings as UTF-8 text."""
+    if isinstance(value, np.ndarray | np.generic):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, field) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, field) for v in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.InvalidInput(f"{field}: byte strings must be UTF-8 to be sent as JSON",
+                                      field=field) from None
+    return value
+
+
+def _json_object(value: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A register argument (``options``, ``sample_input``, …) as a JSON-ready dict; InvalidInput naming ``field``
+    for what JSON cannot carry, before anything is sent."""
+    import json
+
+    if not isinstance(value, Mapping):
+        raise errors.InvalidInput(f"{field}: expected a mapping, got {type(value).__name__}", field=field)
+    plain = _plain(value, field)
+    try:
+        json.dumps(plain, allow_nan=False)  # the server's JSON parser refuses NaN and infinities
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidInput(f"{field}: cannot be sent as JSON: {exc}", field=field) from None
+    return plain
+
+
+def _build_args(options: Mapping[str, Any] | None, sample_input: Mapping[str, Any] | None,
+                expected_output: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The build arguments that were given, JSON-ready, by field name."""
+    given = {"options": options, "sample_input": sample_input, "expected_output": expected_output}
+    return {k: _json_object(v, k) for k, v in given.items() if v is not None}
+
+
 def _register_fields(name: str, flavor: str, tags: Mapping[str, str] | None, lineage: Mapping[str, Any] | None,
-                     alias: str | None, description: str) -> dict[str, str]:
+                     alias: str | None, description: str, *, options: Mapping[str, Any] | None = None,
+                     sample_input: Mapping[str, Any] | None = None,
+                     expected_output: Mapping[str, Any] | None = None) -> dict[str, str]:
     import json
 
     fields = {"name": name, "flavor": flavor, "description": description}
@@ -180,6 +221,8 @@ def _register_fields(name: str, flavor: str, tags: Mapping[str, str] | None, lin
         fields["lineage"] = json.dumps(dict(lineage))
     if alias:
         fields["alias"] = alias
+    for key, value in _build_args(options, sample_input, expected_output).items():
+        fields[key] = json.dumps(value, allow_nan=False)
     return fields
 
 
@@ -209,9 +252,12 @@ class _Verbs:
 
     @staticmethod
     def register_uri(name: str, uri: str, *, flavor: str, tags: Mapping[str, str] | None,
-                     lineage: Mapping[str, Any] | None, alias: str | None, description: str) -> _Call:
+                     lineage: Mapping[str, Any] | None, alias: str | None, description: str,
+                     options: Mapping[str, Any] | None = None, sample_input: Mapping[str, Any] | None = None,
+                     expected_output: Mapping[str, Any] | None = None) -> _Call:
         body = {"name": name, "flavor": flavor, "uri": uri, "tags": dict(tags or {}), "lineage": dict(lineage or {}),
-                "alias": alias, "description": description}
+                "alias": alias, "description": description,
+                **_build_args(options, sample_input, expected_output)}
         return _Call(method="POST", path="/api/v1/models", json=body, slow=True)
 
     @staticmethod
@@ -348,9 +394,20 @@ class Client:
     # --------------------------------------------------------------------------------------- registry
     def register(self, name: str, path: str | os.PathLike[str], *, flavor: str,
                  tags: Mapping[str, str] | None = None, lineage: Mapping[str, Any] | None = None,
-                 alias: str | None = None, description: str = "") -> dict[str, Any]:
-        """Upload a model file (streamed; a directory is zipped first) and register it; the new version."""
-        fields = _register_fields(name, flavor, tags, lineage, alias, description)
+                 alias: str | None = None, description: str = "", options: Mapping[str, Any] | None = None,
+                 sample_input: Mapping[str, Any] | None = None,
+                 expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Upload a model file (streamed; a directory is zipped first) and register it; the new version.
+
+        ``options`` are the flavor's build options (e.g. torch ``{"input_spec": [...]}``); ``sample_input`` and
+        ``expected_output`` map tensor names to arrays for the validation run, as on
+        :meth:`Platform.registry.register <modelyard.registry.ModelRegistry.register>`. They travel as JSON:
+        numpy arrays go as ``.tolist()`` nested lists, so the server sees JSON's numbers (float64/int64), which
+        the flavor casts to the model's input types. Raises :class:`~modelyard.errors.BuildError` (status 422)
+        when the model fails to build or validate.
+        """
+        fields = _register_fields(name, flavor, tags, lineage, alias, description, options=options,
+                                  sample_input=sample_input, expected_output=expected_output)
         with _upload_file(path) as (filename, fh):
             response = self._http.post("/api/v1/models", data=fields, files={"file": (filename, fh)},
                                        timeout=self._slow)
@@ -358,10 +415,14 @@ class Client:
 
     def register_uri(self, name: str, uri: str, *, flavor: str, tags: Mapping[str, str] | None = None,
                      lineage: Mapping[str, Any] | None = None, alias: str | None = None,
-                     description: str = "") -> dict[str, Any]:
-        """Register a model the *server* reads from ``uri`` (``s3://…``, ``https://…``, a server-side path)."""
+                     description: str = "", options: Mapping[str, Any] | None = None,
+                     sample_input: Mapping[str, Any] | None = None,
+                     expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register a model the *server* reads from ``uri`` (``s3://…``, ``https://…``, a server-side path);
+        ``options``, ``sample_input`` and ``expected_output`` as for :meth:`register`."""
         return self._send(_Verbs.register_uri(name, uri, flavor=flavor, tags=tags, lineage=lineage, alias=alias,
-                                              description=description))
+                                              description=description, options=options, sample_input=sample_input,
+                                              expected_output=expected_output))
 
     def list_models(self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None,
                     alias: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:
@@ -476,9 +537,12 @@ class AsyncClient:
 
     async def register(self, name: str, path: str | os.PathLike[str], *, flavor: str,
                        tags: Mapping[str, str] | None = None, lineage: Mapping[str, Any] | None = None,
-                       alias: str | None = None, description: str = "") -> dict[str, Any]:
+                       alias: str | None = None, description: str = "", options: Mapping[str, Any] | None = None,
+                       sample_input: Mapping[str, Any] | None = None,
+                       expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """See :meth:`Client.register`."""
-        fields = _register_fields(name, flavor, tags, lineage, alias, description)
+        fields = _register_fields(name, flavor, tags, lineage, alias, description, options=options,
+                                  sample_input=sample_input, expected_output=expected_output)
         with _upload_file(path) as (filename, fh):
             response = await self._http.post("/api/v1/models", data=fields, files={"file": (filename, fh)},
                                              timeout=self._slow)
@@ -486,10 +550,13 @@ class AsyncClient:
 
     async def register_uri(self, name: str, uri: str, *, flavor: str, tags: Mapping[str, str] | None = None,
                            lineage: Mapping[str, Any] | None = None, alias: str | None = None,
-                           description: str = "") -> dict[str, Any]:
+                           description: str = "", options: Mapping[str, Any] | None = None,
+                           sample_input: Mapping[str, Any] | None = None,
+                           expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """See :meth:`Client.register_uri`."""
         return await self._send(_Verbs.register_uri(name, uri, flavor=flavor, tags=tags, lineage=lineage,
-                                                    alias=alias, description=description))
+                                                    alias=alias, description=description, options=options,
+                                                    sample_input=sample_input, expected_output=expected_output))
 
     async def list_models(self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None,
                           alias: str | None = None, offset: int = 0, limit: int = 100) -> dict[str, Any]:

@@ -288,7 +288,7 @@ class Platform:
                                 options=dict(options or {}), state="ready",
                                 created_at=previous.created_at if previous else utcnow())
         started = time.perf_counter()
-        details = {"model": version.model, "version": version.number}
+        details: dict[str, Any] = {"model": version.model, "version": version.number}
         try:
             self.runtime.deploy(deployment, self.bundle_source(version))
             self.registry_backend.put_deployment(deployment)

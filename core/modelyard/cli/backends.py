@@ -22,8 +22,11 @@ class Backend(Protocol):
     """The verbs the CLI needs; both implementations return :mod:`modelyard.serialize` dicts."""
 
     def register(self, name: str, path: str, *, flavor: str, tags: Mapping[str, str], alias: str | None,
-                 lineage: Mapping[str, Any], description: str) -> dict[str, Any]:
-        """Register a new version; the version dict."""
+                 lineage: Mapping[str, Any], description: str, options: Mapping[str, Any] | None = None,
+                 sample_input: Mapping[str, Any] | None = None,
+                 expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register a new version (``options``: the flavor's build options; ``sample_input`` and
+        ``expected_output``: arrays by name for the validation run); the version dict."""
         ...
 
     def list_models(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, offset: int,
@@ -91,12 +94,15 @@ class EmbeddedBackend:
         return cls(Platform.from_config(source, plugin_manager=plugin_manager))
 
     def register(self, name: str, path: str, *, flavor: str, tags: Mapping[str, str], alias: str | None,
-                 lineage: Mapping[str, Any], description: str) -> dict[str, Any]:
+                 lineage: Mapping[str, Any], description: str, options: Mapping[str, Any] | None = None,
+                 sample_input: Mapping[str, Any] | None = None,
+                 expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """See :class:`Backend`."""
         from modelyard.serialize import version_json
 
-        return version_json(self.platform.registry.register(name, path, flavor=flavor, tags=tags, alias=alias,
-                                                            lineage=lineage, description=description, actor="cli"))
+        return version_json(self.platform.registry.register(
+            name, path, flavor=flavor, tags=tags, alias=alias, lineage=lineage, description=description,
+            options=options, sample_input=sample_input, expected_output=expected_output, actor="cli"))
 
     def list_models(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, offset: int,
                     limit: int) -> dict[str, Any]:
@@ -193,18 +199,22 @@ class RemoteBackend:
         return cls(Client(url, api_key=api_key) if api_key else Client(url))
 
     def register(self, name: str, path: str, *, flavor: str, tags: Mapping[str, str], alias: str | None,
-                 lineage: Mapping[str, Any], description: str) -> dict[str, Any]:
-        """See :class:`Backend`: a local file is uploaded, a URL (``s3://…``) is read by the server."""
+                 lineage: Mapping[str, Any], description: str, options: Mapping[str, Any] | None = None,
+                 sample_input: Mapping[str, Any] | None = None,
+                 expected_output: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """See :class:`Backend`: a local file is uploaded, a URL (``s3://…``) is read by the server; the build
+        arguments travel as JSON (arrays as nested lists)."""
+        build = {"options": options, "sample_input": sample_input, "expected_output": expected_output}
         if "://" in path and not path.startswith("file://"):
             return self.client.register_uri(name, path, flavor=flavor, tags=dict(tags), alias=alias,
-                                            lineage=dict(lineage), description=description)
+                                            lineage=dict(lineage), description=description, **build)
         from modelyard.errors import InvalidInput
 
         local = Path(path.removeprefix("file://")).expanduser()
         if not local.exists():
             raise InvalidInput(f"source {path!r} does not exist", field="source")
         return self.client.register(name, local, flavor=flavor, tags=dict(tags), alias=alias, lineage=dict(lineage),
-                                    description=description)
+                                    description=description, **build)
 
     def list_models(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, offset: int,
                     limit: int) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +19,7 @@ from modelyard.cli.output import (
     versions_table,
 )
 from modelyard.cli.parsing import parse_pairs
+from modelyard.errors import InvalidInput
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -36,6 +40,127 @@ def _lineage(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _field(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+def _read_text(path_text: str, option: str) -> str:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise InvalidInput(f"{option} @{path_text}: no such file", field=_field(option))
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{option} @{path_text}: cannot read: {exc}", field=_field(option)) from None
+
+
+def _json_value(value: str, option: str) -> Any:
+    """Inline JSON, or the JSON in ``@file.json``."""
+    text, source = (_read_text(value[1:], option), value) if value.startswith("@") else (value, "")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} {source or 'value'}: invalid JSON: {exc}", field=_field(option)) from None
+
+
+def _json_object(value: str | None, option: str) -> dict[str, Any]:
+    """``--options``: a JSON object, inline or in ``@file.json``."""
+    if value is None:
+        return {}
+    decoded = _json_value(value, option)
+    if not isinstance(decoded, dict):
+        raise InvalidInput(f"{option}: expected a JSON object, got {type(decoded).__name__}", field=_field(option))
+    return decoded
+
+
+def build_options(pairs: Iterable[str] | None, document: str | None) -> dict[str, Any]:
+    """``--options`` overlaid with each ``--option KEY=VALUE``, whose VALUE is read as JSON when it parses
+    (``3``, ``true``, ``[...]``, ``{...}``) and as a string otherwise (``pkg.mod:make``)."""
+    options = _json_object(document, "--options")
+    for key, raw in parse_pairs(pairs, option="--option").items():
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def _load_numpy(path_text: str, option: str) -> Any:
+    import numpy as np
+
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise InvalidInput(f"{option} @{path_text}: no such file", field=_field(option))
+    try:
+        # allow_pickle=False: a sample file must never execute code (DESIGN: nothing is unpickled).
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"{option} @{path_text}: not a readable numpy file: {exc}", field=_field(option)) from None
+    if path.suffix.lower() == ".npz":
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
+    return loaded
+
+
+def _tensor_value(value: str, option: str) -> Any:
+    """The value after ``NAME=``: ``@file.npy``, ``@file.json`` or inline JSON (a nested list)."""
+    if value.startswith("@") and value.lower().endswith(".npy"):
+        return _load_numpy(value[1:], option)
+    return _json_value(value, option)
+
+
+def _named_tensors(value: str, option: str) -> dict[str, Any]:
+    """One ``--sample-input`` / ``--expected-output`` value as tensors by name."""
+    if value.startswith("@"):
+        suffix = Path(value[1:]).suffix.lower()
+        if suffix == ".npz":
+            return _load_numpy(value[1:], option)
+        if suffix == ".npy":  # one array, named after its file: @x.npy is input "x"
+            return {Path(value[1:]).stem: _load_numpy(value[1:], option)}
+    elif not value.lstrip().startswith("{"):
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"{option} {value[:60]!r}: expected a JSON object, @file.json, @file.npy, @file.npz "
+                               "or NAME=VALUE (VALUE: a JSON nested list, @file.npy or @file.json)",
+                               field=_field(option))
+        return {name.strip(): _tensor_value(rest, option)}
+    decoded = _json_value(value, option)
+    if not isinstance(decoded, dict):
+        raise InvalidInput(f"{option}: expected a JSON object of tensors by name, got {type(decoded).__name__}",
+                           field=_field(option))
+    return decoded
+
+
+def read_tensors(values: Iterable[str] | None, *, option: str) -> dict[str, Any] | None:
+    """``--sample-input`` / ``--expected-output`` (repeatable) as arrays by name; None when not given.
+
+    Each value is a JSON object (inline or ``@file.json``), an ``@file.npz`` (its arrays by name), an
+    ``@file.npy`` (one array named after the file's stem) or ``NAME=VALUE``. A ``.npy`` keeps its dtype in
+    embedded mode; over HTTP arrays travel as JSON numbers.
+    """
+    import numpy as np
+
+    values = list(values or ())
+    if not values:
+        return None
+    tensors: dict[str, Any] = {}
+    for value in values:
+        for name, data in _named_tensors(value, option).items():
+            if name in tensors:
+                raise InvalidInput(f"{option}: tensor {name!r} is given twice", field=_field(option))
+            try:
+                array = np.asarray(data)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInput(f"{option}: tensor {name!r} is not an array (rows of unequal length?): "
+                                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                                   field=_field(option)) from None
+            if array.dtype == object:
+                raise InvalidInput(f"{option}: tensor {name!r} must hold numbers, booleans or strings",
+                                   field=_field(option))
+            tensors[name] = array
+    return tensors
+
+
 @models_app.command("register")
 def register_version(
     ctx: typer.Context,
@@ -49,12 +174,33 @@ def register_version(
         "--lineage", "-l", metavar="KEY=VALUE",
         help="Provenance: source_run, dataset (repeat), code_ref, parent_version, or any key.")] = None,
     description: Annotated[str, typer.Option("--description", "-d", help="Free text.")] = "",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", metavar="KEY=VALUE",
+        help="A build option of the flavor (repeat); VALUE is JSON when it parses, else a string, e.g. "
+             "input_spec='[{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [-1, 4]}]'.")] = None,
+    options: Annotated[str | None, typer.Option(
+        "--options", metavar="JSON|@FILE.json", help="Build options as one JSON object; --option keys win.")] = None,
+    sample_input: Annotated[list[str] | None, typer.Option(
+        "--sample-input", metavar="JSON|@FILE|NAME=VALUE",
+        help="Inputs for the validation run: a JSON object of nested lists by input name (inline or "
+             "@FILE.json), a .npz of named arrays, a .npy array named after its file (@x.npy is input x), or "
+             "NAME=JSON|@FILE.npy (repeat).")
+    ] = None,
+    expected_output: Annotated[list[str] | None, typer.Option(
+        "--expected-output", metavar="JSON|@FILE|NAME=VALUE",
+        help="Outputs the model must produce for --sample-input (within rtol 1e-4, atol 1e-5); same forms.")
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Build PATH with the flavor's builder and record it as the next version of NAME."""
-    tags, provenance = parse_pairs(tag, option="--tag"), _lineage(lineage)  # usage errors before any work
+    # Usage errors before any work (or any upload).
+    tags, provenance = parse_pairs(tag, option="--tag"), _lineage(lineage)
+    build = build_options(option, options)
+    sample = read_tensors(sample_input, option="--sample-input")
+    expected = read_tensors(expected_output, option="--expected-output")
     version = get_state(ctx).backend().register(name, path, flavor=flavor, tags=tags, alias=alias,
-                                                lineage=provenance, description=description)
+                                                lineage=provenance, description=description, options=build or None,
+                                                sample_input=sample, expected_output=expected)
     if json_:
         print_json(version)
     else:

@@ -9,11 +9,13 @@ streamed on the event loop, then built in a worker thread.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
 import msgspec
+import numpy as np
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.exceptions import ClientException, HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -26,8 +28,21 @@ from modelyard_plugins.server.auth import principal_id
 from modelyard_plugins.server.schemas import PatchTags, RegisterFromUri, SetAlias
 from modelyard_plugins.server.uploads import receive_upload
 
-_REGISTER_FIELDS = ("name", "flavor", "tags", "lineage", "alias", "description")
+_REGISTER_FIELDS = ("name", "flavor", "tags", "lineage", "alias", "description", "options", "sample_input",
+                    "expected_output")
 _REGISTER_FROM_URI = msgspec.json.Decoder(RegisterFromUri)
+#: msgspec's ValidationError ends with the path of the offending value: "… - at `$.options`".
+_ERROR_PATH = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
+_REGISTER_DESCRIPTION = (
+    "multipart/form-data: a `file` part (the model; streamed to disk) plus the form fields `name`, `flavor`, "
+    "`alias`, `description` (text) and `tags`, `lineage`, `options`, `sample_input`, `expected_output` (each a "
+    "JSON object). Or a JSON body `{\"name\", \"flavor\", \"uri\", \"tags\", \"lineage\", \"alias\", "
+    "\"description\", \"options\", \"sample_input\", \"expected_output\"}` to register from a URI the server "
+    "can read. `options` are the flavor's build options (torch: `input_spec`, `input_names`, `output_names`, "
+    "`module_factory`, `convert`; sklearn: `input_name`, `n_features`, `dtype`). `sample_input` and "
+    "`expected_output` map tensor names to arrays written as nested lists (`{\"x\": [[0.1, 0.2]]}`): the build "
+    "runs the model on the sample and compares the outputs named in `expected_output`. A field that is not a "
+    "JSON object is a 422 naming it; a model that fails to build or validate is a 422 `build-error`.")
 #: ``?tag=k:v``, repeatable: the items must carry every tag given.
 TagQuery = Annotated[list[str] | None, QueryParameter(description="KEY:VALUE, repeatable; all must match")]
 
@@ -71,6 +86,33 @@ def _json_field(fields: dict[str, str], key: str) -> Any:
     return value
 
 
+def tensors_field(value: Mapping[str, Any] | None, field: str) -> dict[str, np.ndarray] | None:
+    """``{"x": [[1, 2], [3, 4]]}`` → ``{"x": array}``: arrays of numbers, booleans or strings, else a 422 naming
+    ``field.name`` (ragged rows, nulls and objects have no array form a model could take)."""
+    if value is None:
+        return None
+    arrays = {}
+    for name, data in value.items():
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInput(f"{field} {name!r}: not an array (rows of unequal length?): {first}",
+                               field=f"{field}.{name}") from None
+        if array.dtype == object:
+            raise InvalidInput(f"{field} {name!r}: expected an array of numbers, booleans or strings as nested "
+                               "lists; it holds null or objects", field=f"{field}.{name}")
+        arrays[name] = array
+    return arrays
+
+
+def _register(platform: Any, name: str, source: Any, *, sample_input: Mapping[str, Any] | None,
+              expected_output: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+    # Runs in a worker thread: turning a large JSON sample into arrays must not hold up the event loop.
+    return platform.registry.register(name, source, sample_input=tensors_field(sample_input, "sample_input"),
+                                      expected_output=tensors_field(expected_output, "expected_output"), **kwargs)
+
+
 def _is_local(uri: str) -> bool:
     scheme, sep, _ = uri.partition("://")
     return not sep or scheme.lower() in ("file", "local")
@@ -101,11 +143,7 @@ class ModelsController(Controller):
     # No Litestar body limit here: the upload limit ([server] max_upload_mb) is enforced while streaming, and a
     # JSON body is held to the ordinary body limit.
     @post("", opt={"action": "models:register", "resource": "models"}, status_code=201, request_max_body_size=None,
-          summary="Register a model version",
-          description="multipart/form-data: a `file` part plus the fields name, flavor, tags (JSON object), "
-                      "lineage (JSON object), alias, description. Or a JSON body "
-                      '`{"name", "flavor", "uri", "tags", "lineage", "alias", "description"}` to register from a '
-                      "URI the server can read.")
+          summary="Register a model version", description=_REGISTER_DESCRIPTION)
     async def register(self, request: Request) -> Response[dict[str, Any]]:
         """Build and record the next version of a model; 201 with the version."""
         platform = request.app.state.platform
@@ -118,10 +156,12 @@ class ModelsController(Controller):
             try:
                 fields = upload.fields
                 call = functools.partial(
-                    platform.registry.register, _required(fields, "name"), upload.file,
+                    _register, platform, _required(fields, "name"), upload.file,
                     flavor=_required(fields, "flavor"), tags=_json_field(fields, "tags"),
                     lineage=_json_field(fields, "lineage"), alias=fields.get("alias") or None,
-                    description=fields.get("description", ""), actor=actor)
+                    description=fields.get("description", ""), options=_json_field(fields, "options"),
+                    sample_input=_json_field(fields, "sample_input"),
+                    expected_output=_json_field(fields, "expected_output"), actor=actor)
                 version = await anyio.to_thread.run_sync(call)
             finally:
                 upload.cleanup()
@@ -130,16 +170,19 @@ class ModelsController(Controller):
             try:
                 body = _REGISTER_FROM_URI.decode(raw)
             except msgspec.ValidationError as exc:
-                raise InvalidInput(f"register body: {exc}") from None
+                path = _ERROR_PATH.search(str(exc))
+                raise InvalidInput(f"register body: {exc}", field=path[1] if path else None) from None
             except msgspec.DecodeError as exc:
                 raise ClientException(f"register body is not valid JSON: {exc}") from None
             if not request.app.state.dev and _is_local(body.uri):
                 # A server-side path would let any caller with register rights read the server's files.
                 raise InvalidInput("registering from a path on the server is allowed in dev mode only; upload the "
                                    "file (multipart) or give a remote URI (s3://, https://, …)", field="uri")
-            call = functools.partial(platform.registry.register, body.name, body.uri, flavor=body.flavor,
+            call = functools.partial(_register, platform, body.name, body.uri, flavor=body.flavor,
                                      tags=body.tags, lineage=body.lineage, alias=body.alias,
-                                     description=body.description, actor=actor)
+                                     description=body.description, options=body.options,
+                                     sample_input=body.sample_input, expected_output=body.expected_output,
+                                     actor=actor)
             version = await anyio.to_thread.run_sync(call)
         else:
             raise HTTPException(status_code=415, detail=f"expected multipart/form-data (an upload) or "

@@ -13,7 +13,11 @@ import msgspec
 
 
 class RegisterFromUri(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /api/v1/models`` with a JSON body: register a model from a URI the server can read."""
+    """``POST /api/v1/models`` with a JSON body: register a model from a URI the server can read.
+
+    ``options`` are the flavor's build options (e.g. torch ``input_spec``); ``sample_input`` and
+    ``expected_output`` map tensor names to arrays written as nested lists, for the validation run.
+    """
 
     name: str
     flavor: str
@@ -22,6 +26,9 @@ class RegisterFromUri(msgspec.Struct, forbid_unknown_fields=True):
     lineage: dict[str, Any] = {}
     alias: str | None = None
     description: str = ""
+    options: dict[str, Any] = {}
+    sample_input: dict[str, Any] | None = None
+    expected_output: dict[str, Any] | None = None
 
 
 class SetAlias(msgspec.Struct, forbid_unknown_fields=True):
