@@ -118,6 +118,17 @@ def _ref_issue(raw: Any, path: tuple[str, ...], message: str) -> ConfigIssue:
     return ConfigIssue(message=message, section=section, key=key, line=line, file=raw.file)
 
 
+def _matches(path: Path, digest: str) -> bool:
+    """Whether a file's sha256 is ``digest`` (streamed)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest() == digest
+
+
 class Platform:
     """The platform assembled from one config: every slot filled, validated up front.
 
@@ -248,6 +259,12 @@ class Platform:
 
         def fetch(dest: Path | None = None) -> Path:
             target = Path(dest) if dest is not None else cache
+            # A cached copy is re-hashed before use: the cache is plain files anyone on the host could change,
+            # and artifacts are checked against their sha256 on every load (DESIGN, security defaults).
+            if target.exists() and not _matches(target, version.artifact.digest):
+                log.warning("cached artifact does not match its digest; fetching it again", path=str(target),
+                            digest=version.artifact.digest)
+                target.unlink()
             if not target.exists():
                 self.storage.get(version.artifact.digest, target)
             return target
@@ -277,6 +294,14 @@ class Platform:
                 batching = BatchingConfig(**batching)
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"batching: {exc}", field="batching") from None
+        if batching is not None and version.signature is not None:
+            fixed = [t for t in version.signature.inputs if not t.shape or t.shape[0] != -1]
+            if fixed:
+                t = fixed[0]
+                raise InvalidInput(
+                    f"batching needs a dynamic first (batch) dimension, but input {t.name!r} of "
+                    f"{version.model}:{version.number} has shape {list(t.shape)}; deploy without batching, or "
+                    "export the model with a dynamic batch dimension", field="batching")
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise InvalidInput(f"replicas: expected a positive integer, got {replicas!r}", field="replicas")
         try:

@@ -21,6 +21,7 @@ from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import BuildOptions
 from modelyard.names import check_alias, check_name
 from modelyard.types import (
+    MAX_INT,
     Lineage,
     Model,
     ModelRef,
@@ -111,14 +112,16 @@ class ModelRegistry:
                 "max_abs_error": bundle.validation.max_abs_error}}
             new = NewVersion(model=name, flavor=flavor, artifact=artifact, signature=bundle.signature,
                              requirements=bundle.requirements, tags=tags, lineage=lin, metadata=metadata,
-                             description=description)
+                             description=description, aliases=(alias,) if alias is not None else ())
             try:
-                version = self.backend.create_version(new)
-                if alias is not None:
-                    version = self.backend.set_alias(name, alias, version.number)
+                version = self.backend.create_version(new)  # the alias moves in the same transaction
             except BaseException:
                 self._discard_orphan(artifact.digest)
                 raise
+            if not self._platform.storage.exists(artifact.digest):
+                # A failed registration of the same bytes removed the blob between our put and our commit
+                # (it saw no version using it yet): put it back from the bundle we still hold.
+                self._platform.storage.put(bundle.artifact)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return version, bundle
@@ -242,8 +245,9 @@ def _arrays(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _offset(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"offset: expected a non-negative integer, got {value!r}", field="offset")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise InvalidInput(f"offset: expected a non-negative integer up to {MAX_INT}, got {value!r}",
+                           field="offset")
     return value
 
 

@@ -62,7 +62,7 @@ class ModelRef:
         if m["version"] is not None:
             if m["version"] == "latest":
                 return cls(name)
-            if not m["version"].isdigit() or int(m["version"]) < 1:
+            if not m["version"].isdigit() or not 1 <= int(m["version"]) <= MAX_INT:
                 raise InvalidInput(
                     f"model reference {text!r}: version must be a positive integer, got {m['version']!r}",
                     field="version",
@@ -234,6 +234,8 @@ class NewVersion:
     lineage: Lineage = attrs.field(factory=Lineage)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     description: str = ""
+    #: Aliases to point at the new version in the same transaction (a registration with ``alias=``).
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(check_alias(a) for a in v))
 
 
 @attrs.frozen
@@ -330,15 +332,19 @@ def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+#: The largest version number, offset or count accepted: a signed 64-bit integer, what every database stores.
+MAX_INT = 2**63 - 1
+
+
 def check_version_number(value: object, *, field: str = "version") -> int:
-    """A version number: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """A version number: a positive integer (at most a signed 64-bit integer)."""
+    if isinstance(value, bool) or not isinstance(value, int):
         try:
             value = int(str(value))
         except ValueError:
             value = 0
-        if value < 1:
-            raise InvalidInput(f"{field}: expected a positive integer", field=field)
+    if not 1 <= value <= MAX_INT:
+        raise InvalidInput(f"{field}: expected a positive integer up to {MAX_INT}", field=field)
     return value
 
 

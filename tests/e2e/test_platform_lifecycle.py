@@ -308,3 +308,77 @@ def test_mutating_actions_are_audited_with_their_outcome(platform, tmp_path):
         ("deployments:deploy", "deployments/lin", "dave", "ok"),
     ]
     assert "BuildError" in events[0].details["error"] and events[1].details["digest"] == v.artifact.digest
+
+
+def test_a_concurrent_failed_registration_cannot_leave_a_version_without_its_blob(platform, tmp_path,
+                                                                                    monkeypatch):
+    """Two registrations of the same bytes: the failing one removes the blob between the other's put and its
+    commit (it sees no version using it yet); the committed version must still find its artifact."""
+    path = _linear_onnx(tmp_path / "a.onnx")
+    backend = platform.registry_backend
+    real_create = backend.create_version
+
+    def create_after_a_concurrent_cleanup(new):
+        platform.storage.delete(new.artifact.digest)  # what the other registration's cleanup does
+        return real_create(new)
+
+    monkeypatch.setattr(platform, "registry_backend", _Proxy(backend, create_version=create_after_a_concurrent_cleanup))
+    v = platform.registry.register("lin", path, flavor="onnx")
+    monkeypatch.undo()
+    assert platform.storage.exists(v.artifact.digest)
+    platform.deploy("lin")
+    assert platform.predict("lin", {"x": np.ones((1, N), np.float32)})["y"].shape == (1, N)
+
+
+class _Proxy:
+    """Delegates to ``target`` except for the attributes given."""
+
+    def __init__(self, target, **overrides):
+        self._target, self._overrides = target, overrides
+
+    def __getattr__(self, name):
+        return self._overrides.get(name) or getattr(self._target, name)
+
+
+def test_batching_needs_a_dynamic_batch_dimension(platform, tmp_path):
+    w = np.eye(N, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, N])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, N])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (tmp_path / "fixed.onnx").write_bytes(model.SerializeToString())
+    platform.registry.register("fixed", tmp_path / "fixed.onnx", flavor="onnx")
+    with pytest.raises(InvalidInput, match=r"input 'x' .* shape \[2, 4\]") as err:
+        platform.deploy("fixed", batching={"max_batch_size": 8})
+    assert err.value.field == "batching"
+    with pytest.raises(NotFound):
+        platform.get_deployment("fixed")
+    platform.deploy("fixed")  # without batching it serves
+    np.testing.assert_allclose(platform.predict("fixed", {"x": np.ones((2, N), np.float32)})["y"], np.ones((2, N)))
+
+
+def test_a_tampered_cache_file_is_fetched_again(platform, tmp_path):
+    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
+    platform.deploy("lin")
+    cached = platform.data_dir / "cache" / v.artifact.digest
+    assert cached.exists()
+    platform.undeploy("lin")
+    cached.write_bytes(b"garbage")
+    platform.deploy("lin")
+    assert cached.read_bytes() != b"garbage"
+    np.testing.assert_allclose(platform.predict("lin", {"x": np.ones((1, N), np.float32)})["y"], 2 * np.ones((1, N)))
+
+
+def test_huge_numbers_are_invalid_input_not_crashes(platform):
+    from modelyard.types import ModelRef
+
+    for call in (lambda: platform.registry.get_version("lin", 10**20),
+                 lambda: platform.registry.list_versions("lin", offset=10**20),
+                 lambda: platform.registry.set_alias("lin", 10**20, "production"),
+                 lambda: platform.deploy("lin:99999999999999999999"),
+                 lambda: ModelRef.parse("lin:99999999999999999999")):
+        with pytest.raises(InvalidInput):
+            call()

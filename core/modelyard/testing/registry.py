@@ -296,6 +296,15 @@ class RegistryConformance:
         model = backend.get_model("churn")
         assert model.latest_version == 1 and dict(model.tags) == {}  # version tags are not model tags
 
+    def test_create_version_moves_its_aliases_in_the_same_step(self, backend: RegistryBackend) -> None:
+        first = backend.create_version(new_version("aliased", aliases=("production",)))
+        assert first.aliases == ("production",)
+        assert backend.resolve(ModelRef("aliased", alias="production")).number == first.number
+        second = backend.create_version(new_version("aliased", aliases=("production", "canary")))
+        assert second.aliases == ("canary", "production")
+        assert dict(backend.get_model("aliased").aliases) == {"canary": second.number, "production": second.number}
+        assert backend.get_version("aliased", first.number).aliases == ()
+
     def test_numbers_count_from_one_per_model(self, backend: RegistryBackend) -> None:
         """Numbers are 1, 2, 3 … for each model separately; create_version creates the model."""
         numbers = [backend.create_version(new_version(m)).number for m in ("a", "b", "a", "a", "b")]

@@ -26,6 +26,7 @@ import structlog
 from modelyard.errors import Conflict, InvalidInput, ModelyardError, NotFound, Unavailable
 from modelyard.names import check_alias, check_name
 from modelyard.types import (
+    MAX_INT,
     AuditEvent,
     Deployment,
     Model,
@@ -200,6 +201,7 @@ class SqlRegistry:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise InvalidInput(f"artifact size {size!r} is not a non-negative integer", field="artifact")
         _text(new.description, "description")
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
 
         def tx(conn: sa.Connection) -> ModelVersion:
             now = utcnow()
@@ -210,11 +212,15 @@ class SqlRegistry:
             if new.tags:
                 conn.execute(sa.insert(version_tags),
                              [{"model": name, "number": number, "key": k, "value": v} for k, v in new.tags.items()])
+            for alias in new.aliases:  # moved in this transaction: a failure leaves neither version nor alias
+                stmt = insert(aliases).values(model=name, alias=alias, number=number, updated_at=now)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[aliases.c.model, aliases.c.alias],
+                                                        set_={"number": number, "updated_at": now}))
             # metadata as JSON stored it, so that this equals what get_version returns later
             return ModelVersion(model=name, number=number, flavor=new.flavor, artifact=new.artifact,
                                 signature=new.signature, requirements=new.requirements, tags=new.tags,
                                 lineage=new.lineage, metadata=values["metadata"], description=new.description,
-                                created_at=now)
+                                aliases=tuple(sorted(new.aliases)), created_at=now)
 
         return self._run(tx, write=True, what=f"new version of model {name!r}")
 
@@ -561,8 +567,9 @@ class SqlRegistry:
 
 
 def _page_args(offset: object, limit: object) -> tuple[int, int]:
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidInput(f"offset: expected a non-negative integer, got {offset!r}", field="offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_INT:
+        raise InvalidInput(f"offset: expected a non-negative integer up to {MAX_INT}, got {offset!r}",
+                           field="offset")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: expected an integer from 1 to {MAX_LIMIT}, got {limit!r}", field="limit")
     return offset, limit
