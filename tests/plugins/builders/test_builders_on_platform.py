@@ -1,8 +1,5 @@
 """Each flavor end to end on the embedded platform: ``Platform.from_config`` → ``registry.register`` → deploy →
-predict, with the real registry, storage and local runtime providers.
-
-Skipped, naming what is missing, until the default storage and secrets providers exist (written in parallel).
-"""
+predict, with the real registry, storage and local runtime providers."""
 
 from __future__ import annotations
 
@@ -12,21 +9,6 @@ import numpy as np
 import pytest
 from modelyard.errors import BuildError, NotFound
 from modelyard.platform import Platform
-from modelyard.plugins import collect_providers, get_plugin_manager
-
-
-def _missing_defaults() -> list[str]:
-    """Default providers of the embedded stack that are not installed yet (they are written in parallel)."""
-    try:
-        providers = collect_providers(get_plugin_manager())
-    except Exception as exc:  # a half-written plugin must not break collection of the other builder tests
-        return [f"plugins ({exc})"]
-    wanted = {"storage": "fsspec", "secrets": "env", "registry": "sql", "runtime": "local"}
-    return [f"{slot} {name!r}" for slot, name in wanted.items() if name not in providers.get(slot, {})]
-
-
-MISSING = _missing_defaults()
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"embedded default providers not available yet: {MISSING}")
 
 
 @pytest.fixture

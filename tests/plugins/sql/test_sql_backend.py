@@ -462,14 +462,8 @@ def test_the_platform_names_the_registry_that_cannot_start(tmp_path: Path) -> No
 
 def test_the_platform_with_the_embedded_defaults(tmp_path: Path) -> None:
     """The brief's exact config, every other slot on its default provider."""
-    try:
-        platform = Platform.from_config({"registry": {"use": "sql", "url": f"sqlite:///{tmp_path}/r.db"},
-                                         "platform": {"data_dir": str(tmp_path)}})
-    except ConfigError as exc:
-        missing = [i.section for i in exc.issues if "is not an installed" in i.message]
-        if missing and len(missing) == len(exc.issues) and "registry" not in missing:
-            pytest.skip(f"default providers not written yet for: {', '.join(missing)}")
-        raise
+    platform = Platform.from_config({"registry": {"use": "sql", "url": f"sqlite:///{tmp_path}/r.db"},
+                                     "platform": {"data_dir": str(tmp_path)}})
     with platform:
         assert isinstance(platform.registry_backend, SqlRegistry)
         assert platform.registry.create_model("m").name == "m"
