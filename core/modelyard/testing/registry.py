@@ -40,8 +40,11 @@ What it proves:
   (numbers 1..n without gaps, aliases, tags, search and listing results page by page);
 - concurrency: :attr:`~RegistryConformance.concurrency_threads` threads sharing one backend and
   :attr:`~RegistryConformance.concurrency_processes` processes with their own, all registering versions of one
-  model at once, get exactly the numbers 1..total, no duplicates, no gaps; and threads released together on a
-  model that does not exist yet (the "two writers create the same new model" race) all succeed.
+  model at once, get exactly the numbers 1..total, no duplicates, no gaps; threads released together on a
+  model that does not exist yet (the "two writers create the same new model" race) all succeed; and a
+  hypothesis property runs random plans of registrations (with tags and aliases) and alias moves split across
+  concurrent threads, then checks numbering, that every alias ends on a version some writer pointed it at, and
+  tag search.
 
 The subclass's name must start with ``Test`` for pytest to collect it (``RegistryConformance`` itself is not
 collected).
@@ -67,6 +70,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -604,6 +608,73 @@ class RegistryConformance:
         for r in range(rounds):
             assert sorted(n for m, n in results if m == f"race-{r}") == list(range(1, writers + 1))
             assert backend.get_model(f"race-{r}").latest_version == writers
+
+    #: Settings of the concurrent-writers property (each example runs a few threads against the backend).
+    concurrent_property_settings: ClassVar[settings] = settings(
+        max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                               HealthCheck.function_scoped_fixture])
+
+    def test_property_concurrent_writers(self, backend: RegistryBackend) -> None:
+        """Hypothesis: any plan of registrations (with tags and aliases) and alias moves, split across threads
+        running at once, ends with numbers 1..n per model, every alias on a version some writer pointed it
+        at (the last move in some serial order), and searches returning exactly the matching versions."""
+
+        op = st.one_of(
+            st.tuples(st.just("register"), st.sampled_from(("a", "b", "c")),
+                      st.sampled_from(("red", "blue")), st.one_of(st.none(), st.sampled_from(("prod", "canary")))),
+            st.tuples(st.just("alias"), st.sampled_from(("a", "b", "c")), st.sampled_from(("prod", "canary")),
+                      st.integers(1, 4)),
+        )
+
+        @self.concurrent_property_settings
+        @hypothesis.given(plans=st.lists(st.lists(op, min_size=1, max_size=6), min_size=2, max_size=4))
+        def run(plans: list[list[tuple[Any, ...]]]) -> None:
+            ns = f"cw{uuid.uuid4().hex[:8]}-"
+            registered: list[tuple[str, int, str]] = []  # (model, number, colour)
+            alias_targets: dict[tuple[str, str], set[int]] = {}
+            lock = threading.Lock()
+            barrier = threading.Barrier(len(plans))
+
+            def worker(plan: list[tuple[Any, ...]]) -> None:
+                barrier.wait(timeout=60)
+                for step in plan:
+                    model = ns + step[1]
+                    if step[0] == "register":
+                        _, _, colour, alias = step
+                        v = backend.create_version(new_version(model, tags={"colour": colour},
+                                                               aliases=(alias,) if alias else ()))
+                        with lock:
+                            registered.append((model, v.number, colour))
+                            if alias:
+                                alias_targets.setdefault((model, alias), set()).add(v.number)
+                    else:
+                        _, _, alias, number = step
+                        try:
+                            backend.set_alias(model, alias, number)
+                        except NotFound:
+                            continue  # that version (or model) did not exist yet: nothing may change
+                        with lock:
+                            alias_targets.setdefault((model, alias), set()).add(number)
+
+            with ThreadPoolExecutor(len(plans)) as pool:
+                for future in [pool.submit(worker, plan) for plan in plans]:
+                    future.result(timeout=300)
+
+            for model in {m for m, _, _ in registered}:
+                numbers = sorted(n for m, n, _ in registered if m == model)
+                assert numbers == list(range(1, len(numbers) + 1)), f"{model}: numbers {numbers}"
+                got = backend.get_model(model)
+                assert got.latest_version == len(numbers)
+                for alias, number in got.aliases.items():
+                    assert number in alias_targets.get((model, alias), set()), (model, alias, number)
+                assert set(got.aliases) == {a for (m, a) in alias_targets if m == model}
+            for colour in ("red", "blue"):
+                found, _ = all_pages(lambda off, c=colour: backend.search_versions(
+                    prefix=ns, tags={"colour": c}, offset=off, limit=3))
+                assert sorted((v.model, v.number) for v in found) == sorted(
+                    (m, n) for m, n, c in registered if c == colour)
+
+        run()
 
     def test_concurrent_writers_get_numbers_without_gaps(self, backend: RegistryBackend,
                                                          backend_factory: BackendFactory) -> None:
