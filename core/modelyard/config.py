@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -348,11 +348,15 @@ def did_you_mean(word: str, choices: list[str]) -> str:
 
 def validate(raw: RawConfig, providers: Mapping[str, Mapping[str, Any]], *,
              extra_sections: Mapping[str, type] | None = None,
-             broken_plugins: Mapping[str, str] | None = None) -> ResolvedConfig:
+             broken_plugins: Mapping[str, str] | None = None,
+             disabled_plugins: Iterable[str] = ()) -> ResolvedConfig:
     """Validate an interpolated config against the installed providers; raise ConfigError with *all* issues.
 
-    ``providers`` is :func:`modelyard.plugins.collect_providers`'s result (slot → name → entry).
+    ``providers`` is :func:`modelyard.plugins.collect_providers`'s result (slot → name → entry);
+    ``disabled_plugins`` (the plugin manager's ``disabled``) lets an unknown provider's issue say that its
+    plugin was switched off rather than that it is not installed.
     """
+    disabled = frozenset(disabled_plugins)
     extra_sections = dict(extra_sections or {})
     issues: list[ConfigIssue] = []
     data = raw.data
@@ -376,7 +380,7 @@ def validate(raw: RawConfig, providers: Mapping[str, Mapping[str, Any]], *,
         available = {name: entry.provider for name, entry in providers.get(slot.name, {}).items()}
         section = data.get(slot.name)
         if slot.name == "builders":
-            choices, found = _validate_builders(section, available, lines=lines, file=file)
+            choices, found = _validate_builders(section, available, lines=lines, file=file, disabled=disabled)
         elif slot.many:
             entries = section if section is not None else [{"use": d} for d in slot.default]
             if not isinstance(entries, list):
@@ -387,13 +391,14 @@ def validate(raw: RawConfig, providers: Mapping[str, Mapping[str, Any]], *,
                 choices, found = [], []
                 for entry in entries:
                     choice, f = _validate_choice(slot.name, entry, available, slot.default, lines=lines, file=file,
-                                                 broken=broken_plugins)
+                                                 broken=broken_plugins, disabled=disabled)
                     found += f
                     if choice is not None:
                         choices.append(choice)
         else:
             choice, found = _validate_choice(slot.name, section if section is not None else {}, available,
-                                             slot.default, lines=lines, file=file, broken=broken_plugins)
+                                             slot.default, lines=lines, file=file, broken=broken_plugins,
+                                             disabled=disabled)
             choices = [choice] if choice is not None else []
         issues += found
         chosen[slot.name] = tuple(choices)
@@ -412,7 +417,8 @@ def validate(raw: RawConfig, providers: Mapping[str, Mapping[str, Any]], *,
 
 
 def _provider_issue(slot: str, name: Any, available: Mapping[str, Provider], broken: Mapping[str, str] | None,
-                    *, line: int | None, file: str | None, key: str = "use") -> ConfigIssue:
+                    *, line: int | None, file: str | None, key: str = "use",
+                    disabled: Iterable[str] = ()) -> ConfigIssue:
     noun = slot[:-1] if slot.endswith("s") else slot
     if not isinstance(name, str):
         return ConfigIssue(message=f"expected a provider name (a string), got {_describe(name)}", section=slot,
@@ -422,18 +428,27 @@ def _provider_issue(slot: str, name: Any, available: Mapping[str, Provider], bro
         missing = p.missing_requirements()
         installed.append(f"{n} ({n} needs: {p.install_hint()})" if missing else n)
     close = difflib.get_close_matches(name, list(available), n=1)
+    disabled = sorted(disabled)
+    if name in disabled:
+        # Provider hooks of a blocked plugin never run, so the plugin is matched by name (as the built-ins are).
+        return ConfigIssue(message=f"{name!r} is not available: plugin {name!r} is disabled by "
+                                   "MODELYARD_DISABLE_PLUGINS / [platform] disable; re-enable it or choose "
+                                   f"another {noun} (installed: {', '.join(available) or 'none'})",
+                           section=slot, key=key, line=line, file=file, given=name)
     msg = f"{name!r} is not an installed {noun}"
     if close:
         msg += f" — did you mean {close[0]!r}?"
     msg += f"; installed: {', '.join(installed) or 'none'}"
     if broken:
         msg += "; plugins that failed to load: " + ", ".join(f"{k} ({v})" for k, v in broken.items())
+    if disabled:
+        msg += f"; disabled plugins (MODELYARD_DISABLE_PLUGINS / [platform] disable): {', '.join(disabled)}"
     return ConfigIssue(message=msg, section=slot, key=key, line=line, file=file, given=name)
 
 
 def _validate_choice(slot: str, entry: Any, available: Mapping[str, Provider], default: tuple[str, ...], *,
-                     lines: Mapping, file: str | None, broken: Mapping[str, str] | None
-                     ) -> tuple[SlotChoice | None, list[ConfigIssue]]:
+                     lines: Mapping, file: str | None, broken: Mapping[str, str] | None,
+                     disabled: Iterable[str] = ()) -> tuple[SlotChoice | None, list[ConfigIssue]]:
     if not isinstance(entry, Mapping):
         return None, [ConfigIssue(message=f"expected a table, got {_describe(entry)}", section=slot,
                                   line=lines.get((slot, None)), file=file)]
@@ -442,7 +457,7 @@ def _validate_choice(slot: str, entry: Any, available: Mapping[str, Provider], d
     provider = available.get(use) if isinstance(use, str) else None
     line = lines.get((slot, "use")) or lines.get((slot, None))
     if provider is None:
-        return None, [_provider_issue(slot, use, available, broken, line=line, file=file)]
+        return None, [_provider_issue(slot, use, available, broken, line=line, file=file, disabled=disabled)]
     missing = provider.missing_requirements()
     if missing:
         return None, [ConfigIssue(
@@ -451,11 +466,31 @@ def _validate_choice(slot: str, entry: Any, available: Mapping[str, Provider], d
     config, issues = structure(options, provider.config_schema or NoConfig, section=slot, lines=lines, file=file)
     if issues:
         return None, issues
+    issues = _provider_check(provider, config, slot, lines=lines, file=file)
+    if issues:
+        return None, issues
     return SlotChoice(slot=slot, provider=provider, config=config), []
 
 
-def _validate_builders(section: Any, available: Mapping[str, Provider], *, lines: Mapping, file: str | None
-                       ) -> tuple[list[SlotChoice], list[ConfigIssue]]:
+def _provider_check(provider: Provider, config: Any, section: str, *, lines: Mapping, file: str | None,
+                    key_prefix: str = "") -> list[ConfigIssue]:
+    """Run a provider's own static check of its converted config (see :attr:`Provider.check`)."""
+    if provider.check is None:
+        return []
+    issues = []
+    try:
+        found = list(provider.check(config))
+    except Exception as exc:  # a broken check must not hide the config's real problems
+        found = [(None, f"provider {provider.name!r} could not check its config: {type(exc).__name__}: {exc}")]
+    for key, message in found:
+        full = ".".join(k for k in (key_prefix, key) if k) or None
+        issues.append(ConfigIssue(message=message, section=section, key=full, file=file,
+                                  line=lines.get((section, key)) or lines.get((section, None))))
+    return issues
+
+
+def _validate_builders(section: Any, available: Mapping[str, Provider], *, lines: Mapping, file: str | None,
+                       disabled: Iterable[str] = ()) -> tuple[list[SlotChoice], list[ConfigIssue]]:
     """``[builders.<flavor>]`` tables hold options; flavors not named are enabled when their packages exist."""
     issues: list[ConfigIssue] = []
     section = section if section is not None else {}
@@ -467,7 +502,8 @@ def _validate_builders(section: Any, available: Mapping[str, Provider], *, lines
         provider = available.get(flavor)
         line = lines.get(("builders", flavor)) or lines.get((f"builders.{flavor}", None))
         if provider is None:
-            issues.append(_provider_issue("builders", flavor, available, None, line=line, file=file, key=flavor))
+            issues.append(_provider_issue("builders", flavor, available, None, line=line, file=file, key=flavor,
+                                          disabled=disabled))
             continue
         if provider.missing_requirements():
             issues.append(ConfigIssue(message=f"builder {flavor!r} needs packages that are not installed: "

@@ -8,7 +8,7 @@ validates each record at assembly (STYLE 9) and calls the factory with the typed
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,10 @@ class Provider:
     description: str = ""
     requires: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     extra: str | None = None
+    #: Optional static check of a converted config, run by ``modelyard check`` and at assembly before anything
+    #: starts: ``check(config)`` yields ``(key, message)`` problems (e.g. a URL scheme whose driver is missing).
+    #: It must not connect to anything.
+    check: Callable[[Any], Iterable[tuple[str | None, str]]] | None = None
 
     slot: str = attrs.field(default="", init=False)
 

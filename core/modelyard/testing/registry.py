@@ -85,7 +85,9 @@ from modelyard.types import (
     Deployment,
     Lineage,
     ModelRef,
+    ModelVersion,
     NewVersion,
+    Page,
     Signature,
     TensorSpec,
 )
@@ -669,8 +671,10 @@ class RegistryConformance:
                     assert number in alias_targets.get((model, alias), set()), (model, alias, number)
                 assert set(got.aliases) == {a for (m, a) in alias_targets if m == model}
             for colour in ("red", "blue"):
-                found, _ = all_pages(lambda off, c=colour: backend.search_versions(
-                    prefix=ns, tags={"colour": c}, offset=off, limit=3))
+                def page(offset: int, colour: str = colour) -> Page[ModelVersion]:
+                    return backend.search_versions(prefix=ns, tags={"colour": colour}, offset=offset, limit=3)
+
+                found, _ = all_pages(page)
                 assert sorted((v.model, v.number) for v in found) == sorted(
                     (m, n) for m, n, c in registered if c == colour)
 

@@ -32,6 +32,26 @@ def create_registry(config: SqlConfig, ctx: ProviderContext) -> SqlRegistry:
     return SqlRegistry.from_config(config, ctx)
 
 
+def check_config(config: SqlConfig) -> Iterator[tuple[str | None, str]]:
+    """Static check for ``modelyard check``: the URL parses, names a supported database, and its driver is
+    installed. Connects to nothing."""
+    if config.url is None:
+        return
+    import importlib.util
+
+    from modelyard.errors import ModelyardError
+
+    from modelyard_plugins.sql.engine import parse_url
+
+    try:
+        parsed = parse_url(config.url)
+    except ModelyardError as exc:
+        yield "url", str(exc)
+        return
+    if parsed.get_backend_name() == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        yield "url", "PostgreSQL needs psycopg 3, which is not installed: pip install 'modelyard[postgres]'"
+
+
 @hookimpl
 def modelyard_registries() -> Iterator[RegistryProvider]:
     """Offer the ``sql`` registry provider."""
@@ -41,6 +61,7 @@ def modelyard_registries() -> Iterator[RegistryProvider]:
         config_schema=SqlConfig,
         description="models, versions, aliases, deployments and audit in SQLite (WAL) or PostgreSQL",
         requires=("sqlalchemy", "alembic"),
+        check=check_config,
     )
 
 

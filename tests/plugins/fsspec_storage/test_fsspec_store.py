@@ -110,7 +110,8 @@ def test_missing_protocol_package_names_the_extra(tmp_path: Path, monkeypatch: p
     monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "s3", raising=False)
     with pytest.raises(PluginError, match=r"pip install 'modelyard\[s3\]'"):
         FsspecStore.from_url("s3://acme-models/prod")
-    with pytest.raises(PluginError, match=r"storage provider 'fsspec' failed to start: .*s3fs.*modelyard\[s3\]"):
+    # ... and the config check reports it before anything starts (modelyard check, Platform.from_config).
+    with pytest.raises(ConfigError, match=r"\[storage\] url .*needs s3fs.*modelyard\[s3\]"):
         Platform.from_config(_config(tmp_path, url="s3://acme-models/prod"))
 
 
