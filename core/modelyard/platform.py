@@ -100,7 +100,7 @@ def resolve_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = N
     extra = {s.name: s.schema for batch in plugin_manager.hook.modelyard_config_sections() for s in batch or ()}
     try:
         resolved = validate(attrs.evolve(raw, data=rest), providers, extra_sections=extra,
-                            broken_plugins=plugin_manager.broken)
+                            broken_plugins=plugin_manager.broken, disabled_plugins=plugin_manager.disabled)
     except ConfigError as exc:
         issues += exc.issues
     if issues:

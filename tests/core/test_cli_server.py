@@ -137,3 +137,26 @@ def test_server_chosen_by_environment_and_unreachable_server(server):
     down = runner.invoke(build_app(), ["--server", "http://127.0.0.1:9", "models", "list"])
     assert down.exit_code == EXIT_FAILED
     assert down.stderr.startswith("error: ") and down.stderr.count("\n") == 1
+
+
+def test_server_mode_search_model_tags_and_json_errors(run, tiny_models):
+    one, two = tiny_models
+    run("models", "register", "ranker", str(one.path), "--flavor", "onnx", "--tag", "team=search",
+        "--model-tag", "owner=bo")
+    run("models", "register", "ranker", str(two.path), "--flavor", "onnx", "--tag", "team=ads")
+
+    found = _json(run("models", "search", "--tag", "team=search", "--json"))
+    assert [(v["model"], v["version"]) for v in found["items"]] == [("ranker", 1)]
+    assert [v["version"] for v in _json(run("models", "search", "--prefix", "rank", "--flavor", "onnx",
+                                            "--json"))["items"]] == [2, 1]
+    assert [m["name"] for m in _json(run("models", "list", "--tag", "owner=bo", "--json"))["items"]] == ["ranker"]
+    assert _json(run("models", "list", "--tag", "team=search", "--json"))["items"] == []
+    # both modes agree
+    for args in (("models", "search", "--tag", "team=ads", "--json"), ("models", "list", "--tag", "owner=bo",
+                                                                       "--json")):
+        assert _json(run(*args)) == _json(run(*args, remote=False)), args
+
+    lost = _json(run("models", "show", "nope", "--json", code=EXIT_FAILED))
+    assert (lost["error"]["type"], lost["error"]["status"]) == ("NotFound", 404)
+    bad = _json(run("models", "alias", "ranker", "1", "Not-An-Alias!", "--json", code=EXIT_USAGE))
+    assert bad["error"]["status"] == 422

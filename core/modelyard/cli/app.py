@@ -3,12 +3,17 @@ the assembly of the Typer app (core commands plus whatever plugins add through `
 
 Exit codes: 0 success; 1 the operation failed (unknown model, build failed, server unreachable, …); 2 the
 command line or the config is wrong (usage errors, :class:`~modelyard.errors.ConfigError`,
-:class:`~modelyard.errors.InvalidInput`). Errors go to stderr as one line (a ConfigError as its full report).
+:class:`~modelyard.errors.InvalidInput`). Errors go to stderr as one line (a ConfigError as its full report);
+with ``--json`` the same error is also printed on stdout as ``{"error": {...}}`` (see :func:`error_json`).
+
+``-c/--config`` is accepted before the command and after it (every command gets it); the one after wins.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import sys
 import tomllib
 import uuid
@@ -44,6 +49,8 @@ class CliState:
     server: str | None = None
     api_key: str | None = None
     plugin_manager_factory: Callable[[], Any] | None = None
+    #: ``--json`` was given: errors are printed on stdout as JSON too.
+    json: bool = False
     operation_id: str = attrs.field(factory=lambda: uuid.uuid4().hex[:16])
     _backend: Any = None
 
@@ -80,6 +87,9 @@ class CliState:
             else:
                 self._backend = EmbeddedBackend.from_config(self.config_source(),
                                                             plugin_manager=self.platform_plugin_manager())
+                if tracing_plugins():
+                    # The platform set the config's log level; the hook trace is debug and was asked for.
+                    logconf.configure("debug", self._backend.platform.config.platform.log_format)
         return self._backend
 
     def open_platform(self) -> Any:
@@ -108,8 +118,58 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_USAGE if isinstance(exc, ConfigError | InvalidInput) else EXIT_FAILED
 
 
-def report_error(exc: BaseException) -> int:
-    """Print ``exc`` to stderr as the user should see it and return the exit code."""
+def tracing_plugins() -> bool:
+    """``MODELYARD_TRACE_PLUGINS=1``: every hook call is logged (at debug, so the CLI logs at debug then)."""
+    return os.environ.get("MODELYARD_TRACE_PLUGINS") == "1"
+
+
+_EXPECTED = re.compile(r"\bexpected (?P<expected>.+?)(?:, got\b|$)")
+
+
+def _issue_json(issue: Any) -> dict[str, Any]:
+    """One :class:`~modelyard.errors.ConfigIssue` as JSON; ``expected`` is read from the message when it says."""
+    given = issue.given
+    out: dict[str, Any] = {"line": issue.line, "section": issue.section, "key": issue.key,
+                           # A resolved ${secret:…} may be the value that was rejected.
+                           "given": logconf.redact(given) if isinstance(given, str) else given,
+                           "message": issue.message}
+    found = _EXPECTED.search(issue.message)
+    if found:
+        out["expected"] = found["expected"]
+    if issue.file:
+        out["file"] = issue.file
+    return out
+
+
+def issues_json(exc: ConfigError) -> list[dict[str, Any]]:
+    """Every issue of a ConfigError as JSON: line, section, key, given, message and, where stated, expected."""
+    return [_issue_json(i) for i in exc.issues]
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """``{"error": {"type", "message", "status", "field"?, "issues"?}}``: what ``--json`` prints on failure.
+
+    ``status`` is the HTTP status of a modelyard error (None for others); ``field`` names the culprit of an
+    :class:`~modelyard.errors.InvalidInput`; ``issues`` lists a ConfigError's problems.
+    """
+    if isinstance(exc, ConfigError):
+        message = f"{exc.file or 'config'}: {len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}"
+    elif isinstance(exc, ModelyardError):
+        message = logconf.redact(exc.message)
+    else:
+        message = logconf.redact(getattr(exc, "message", None) or str(exc))
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message,
+                             "status": exc.status if isinstance(exc, ModelyardError) else None}
+    if getattr(exc, "field", None) is not None:
+        error["field"] = exc.field  # type: ignore[attr-defined]
+    if isinstance(exc, ConfigError):
+        error["issues"] = issues_json(exc)
+    return {"error": error}
+
+
+def report_error(exc: BaseException, *, as_json: bool = False) -> int:
+    """Print ``exc`` to stderr as the user should see it (and, ``as_json``, on stdout as :func:`error_json`);
+    return the exit code."""
     if isinstance(exc, ConfigError):
         message = exc.report()
     elif isinstance(exc, ModelyardError):
@@ -121,25 +181,98 @@ def report_error(exc: BaseException) -> int:
     else:
         message = f"error: unexpected {type(exc).__name__}: {logconf.redact(str(exc))}"
         log.debug("unexpected error", exc_info=exc)
+    if as_json:
+        from modelyard.cli.output import print_json
+
+        print_json(error_json(exc))
     typer.echo(message, err=True)
     return exit_code_for(exc)
 
 
+def _set_config(ctx: Any, _param: Any, value: str | None) -> str | None:
+    # Runs while the command's own options are parsed, i.e. after the root callback: the later -c wins.
+    if value is not None:
+        get_state(ctx).config = value
+    return value
+
+
+def _recording_json(original: Callable[..., Any] | None) -> Callable[..., Any]:
+    def callback(ctx: Any, param: Any, value: Any) -> Any:
+        if value:
+            get_state(ctx).json = True
+        return original(ctx, param, value) if original is not None else value
+
+    return callback
+
+
+def _config_option() -> Any:
+    """A fresh ``-c/--config`` option for a command, built by Typer from a signature (no private API)."""
+    probe = typer.Typer(add_completion=False)
+
+    @probe.command()
+    def _probe(config: Annotated[str | None, typer.Option(
+            "--config", "-c", metavar="PATH", show_default=False,
+            help="Config file (overrides one given before the command).")] = None) -> None:
+        """Never run."""
+
+    (param,) = [p for p in typer.main.get_command(probe).params if p.name == "config"]
+    param.expose_value = False  # the command reads it from get_state(ctx), not from an argument
+    param.callback = _set_config
+    return param
+
+
+def add_common_options(command: Any, config_option: Any = None) -> None:
+    """Give ``command`` (and, for a group, every command in it) ``-c/--config`` unless it declares its own, and
+    make its ``--json`` flag switch errors to JSON too."""
+    config_option = config_option if config_option is not None else _config_option()
+    subcommands = getattr(command, "commands", None)
+    if subcommands is not None:
+        for sub in subcommands.values():
+            add_common_options(sub, config_option)
+        return
+    opts = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    if not opts & {"-c", "--config"}:
+        command.params.append(copy.copy(config_option))
+    for param in command.params:
+        if "--json" in param.opts:
+            param.callback = _recording_json(param.callback)
+
+
 class ModelyardGroup(TyperGroup):
     """The root command group: turns modelyard errors raised by any command (plugin commands included) into
-    one stderr line and the documented exit code instead of a traceback."""
+    one stderr line (and, with ``--json``, a JSON error on stdout) and the documented exit code instead of a
+    traceback; gives every command ``-c/--config``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        config_option = _config_option()
+        for command in self.commands.values():
+            add_common_options(command, config_option)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Parse the root options, remembering the raw arguments for :meth:`invoke`."""
+        # For errors raised before --json was parsed (usage errors), the raw arguments are all there is.
+        ctx.meta["modelyard.args"] = args[:args.index("--")] if "--" in args else list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command; map exceptions to exit codes."""
+        args = ctx.meta.get("modelyard.args", ())
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            as_json = "--json" in args or (isinstance(ctx.obj, CliState) and ctx.obj.json)
             # Typer's vendored click raises its own usage/exit exceptions; let them through untouched.
             if type(exc).__module__.startswith(("typer", "click")):
+                if as_json and hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+                    from modelyard.cli.output import print_json
+
+                    print_json({"error": {"type": type(exc).__name__, "message": exc.format_message(),
+                                          "status": None}})
                 raise
-            raise typer.Exit(report_error(exc)) from None
+            raise typer.Exit(report_error(exc, as_json=as_json)) from None
         finally:
             structlog.contextvars.clear_contextvars()
 
@@ -162,7 +295,7 @@ def _root_callback(plugin_manager_factory: Callable[[], Any] | None) -> Callable
         state = ctx.ensure_object(CliState)
         state.config, state.server, state.api_key = config, server or None, api_key
         state.plugin_manager_factory = plugin_manager_factory
-        logconf.configure("info", "auto")
+        logconf.configure("debug" if tracing_plugins() else "info", "auto")
         structlog.contextvars.bind_contextvars(operation_id=state.operation_id, command=ctx.invoked_subcommand)
         ctx.call_on_close(state.close)
 
@@ -196,8 +329,8 @@ def build_app(plugin_manager: Any = None, *, plugin_manager_factory: Callable[[]
 
 
 def _config_path_from_argv(argv: Sequence[str]) -> Path | None:
-    # Only the root takes -c/--config, but scanning everything is harmless and keeps this cheap.
-    for i, arg in enumerate(argv):
+    # -c/--config may come before or after the command; the last one given wins, as it does when parsed.
+    for i, arg in reversed(list(enumerate(argv))):
         if arg in ("-c", "--config") and i + 1 < len(argv):
             return Path(argv[i + 1])
         if arg.startswith("--config="):
@@ -244,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     warnings.showwarning = _show_warning
     args = list(sys.argv[1:] if argv is None else argv)
+    # Before the plugin manager exists: its hook trace must reach stderr, never stdout (where --json goes).
+    logconf.configure("debug" if tracing_plugins() else "info", "auto")
     try:
         # Plugins may add commands, so they are loaded before parsing; plugin modules are light by rule.
         pm = get_plugin_manager(disable=disabled_in_config(_config_path_from_argv(args)))

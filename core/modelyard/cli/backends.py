@@ -42,6 +42,15 @@ class Backend(Protocol):
         """A page of version dicts, newest first."""
         ...
 
+    def search(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, flavor: str | None,
+               offset: int, limit: int) -> dict[str, Any]:
+        """A page of version dicts across models, by name prefix, *version* tags, alias and flavor."""
+        ...
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set tags on the model itself (not on a version)."""
+        ...
+
     def get_version(self, ref: str) -> dict[str, Any]:
         """The version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` points at."""
         ...
@@ -124,6 +133,19 @@ class EmbeddedBackend:
         from modelyard.serialize import page_json, version_json
 
         return page_json(self.platform.registry.list_versions(name, offset=offset, limit=limit), version_json)
+
+    def search(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, flavor: str | None,
+               offset: int, limit: int) -> dict[str, Any]:
+        """See :class:`Backend`."""
+        from modelyard.serialize import page_json, version_json
+
+        page = self.platform.registry.search(prefix=prefix, tags=tags or None, alias=alias, flavor=flavor,
+                                             offset=offset, limit=limit)
+        return page_json(page, version_json)
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """See :class:`Backend`."""
+        self.platform.registry.set_tags(name, tags, actor="cli")
 
     def get_version(self, ref: str) -> dict[str, Any]:
         """See :class:`Backend`."""
@@ -229,6 +251,16 @@ class RemoteBackend:
     def list_versions(self, name: str, *, offset: int, limit: int) -> dict[str, Any]:
         """See :class:`Backend`."""
         return self.client.list_versions(name, offset=offset, limit=limit)
+
+    def search(self, *, prefix: str | None, tags: Mapping[str, str], alias: str | None, flavor: str | None,
+               offset: int, limit: int) -> dict[str, Any]:
+        """See :class:`Backend`."""
+        return self.client.search(prefix=prefix, tags=dict(tags) or None, alias=alias, flavor=flavor,
+                                  offset=offset, limit=limit)
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """See :class:`Backend`."""
+        self.client.set_tags(name, dict(tags))
 
     def get_version(self, ref: str) -> dict[str, Any]:
         """See :class:`Backend`."""

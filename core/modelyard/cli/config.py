@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from modelyard.cli.app import EXIT_FAILED, EXIT_USAGE, get_state
+from modelyard.cli.app import EXIT_FAILED, EXIT_USAGE, error_json, get_state, issues_json
 from modelyard.cli.output import print_json, print_line, print_table, slots_table
 from modelyard.errors import ConfigError
 
@@ -37,7 +37,7 @@ def init(
     if json_:
         print_json({"path": str(target), "written": True})
     else:
-        print_line(f"wrote {target} — check it with: modelyard -c {target} check")
+        print_line(f"wrote {target} — check it with: modelyard check -c {target}")
 
 
 def check(ctx: typer.Context, json_: JsonOption = False) -> None:
@@ -50,8 +50,8 @@ def check(ctx: typer.Context, json_: JsonOption = False) -> None:
                                                      plugin_manager=state.platform_plugin_manager())
     except ConfigError as exc:
         if json_:
-            print_json({"file": exc.file, "ok": False, "errors": [
-                {"line": i.line, "section": i.section, "key": i.key, "message": i.message} for i in exc.issues]})
+            # The check report and the error object every command prints with --json, in one document.
+            print_json({"file": exc.file, "ok": False, "errors": issues_json(exc), **error_json(exc)})
         typer.echo(exc.report(), err=True)
         raise typer.Exit(EXIT_USAGE) from None
     if secret_store is not None:

@@ -1,4 +1,9 @@
-"""``modelyard models …``: register, list, show and alias model versions."""
+"""``modelyard models …``: register, list, search, show and alias model versions.
+
+Tags live at two levels: a *version* tag (``register --tag``) describes one build and is what ``models search
+--tag`` finds; a *model* tag (``register --model-tag``) describes the model as a whole and is what ``models
+list --tag`` filters on.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from modelyard.errors import InvalidInput
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
-models_app = typer.Typer(name="models", help="Register, list, show and alias model versions.",
+models_app = typer.Typer(name="models", help="Register, list, search, show and alias model versions.",
                          no_args_is_help=True)
 
 
@@ -167,8 +172,12 @@ def register_version(
     name: Annotated[str, typer.Argument(help="Model name.")],
     path: Annotated[str, typer.Argument(help="The model file or directory (or an fsspec URL such as s3://…).")],
     flavor: Annotated[str, typer.Option("--flavor", "-f", help="Builder to use: onnx, torch, tensorflow, sklearn…")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="KEY=VALUE", help="Version tag (repeat).")
-                   ] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="KEY=VALUE",
+        help="Tag on the new version (repeat); found by `models search --tag`.")] = None,
+    model_tag: Annotated[list[str] | None, typer.Option(
+        "--model-tag", metavar="KEY=VALUE",
+        help="Tag on the model itself (repeat); filtered by `models list --tag`.")] = None,
     alias: Annotated[str | None, typer.Option("--alias", "-a", help="Point this alias at the new version.")] = None,
     lineage: Annotated[list[str] | None, typer.Option(
         "--lineage", "-l", metavar="KEY=VALUE",
@@ -195,12 +204,17 @@ def register_version(
     """Build PATH with the flavor's builder and record it as the next version of NAME."""
     # Usage errors before any work (or any upload).
     tags, provenance = parse_pairs(tag, option="--tag"), _lineage(lineage)
+    model_tags = parse_pairs(model_tag, option="--model-tag")
     build = build_options(option, options)
     sample = read_tensors(sample_input, option="--sample-input")
     expected = read_tensors(expected_output, option="--expected-output")
-    version = get_state(ctx).backend().register(name, path, flavor=flavor, tags=tags, alias=alias,
-                                                lineage=provenance, description=description, options=build or None,
-                                                sample_input=sample, expected_output=expected)
+    backend = get_state(ctx).backend()
+    version = backend.register(name, path, flavor=flavor, tags=tags, alias=alias, lineage=provenance,
+                               description=description, options=build or None, sample_input=sample,
+                               expected_output=expected)
+    if model_tags:
+        # After registering: the first registration is what creates the model.
+        backend.set_model_tags(name, model_tags)
     if json_:
         print_json(version)
     else:
@@ -211,20 +225,46 @@ def register_version(
 def list_models(
     ctx: typer.Context,
     prefix: Annotated[str | None, typer.Option("--prefix", help="Only names starting with this.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="KEY=VALUE",
-                                                  help="Only models with this tag (repeat: all must match).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="KEY=VALUE",
+        help="Only models with this MODEL tag (register --model-tag; repeat: all must match). For version "
+             "tags (register --tag) use `models search --tag`.")] = None,
     alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only models that have this alias.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many models.")] = 0,
     json_: JsonOption = False,
 ) -> None:
-    """List models, filtered by name prefix, tags and alias."""
+    """List models, filtered by name prefix, model tags and alias (version tags: `models search`)."""
     tags = parse_pairs(tag, option="--tag")
     page = get_state(ctx).backend().list_models(prefix=prefix, tags=tags, alias=alias, offset=offset, limit=limit)
     if json_:
         print_json(page)
     else:
         print_table(models_table(page))
+
+
+@models_app.command("search")
+def search(
+    ctx: typer.Context,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Only models whose name starts with this.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="KEY=VALUE",
+        help="Only versions with this version tag (register --tag; repeat: all must match).")] = None,
+    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only the version this alias points at.")
+                     ] = None,
+    flavor: Annotated[str | None, typer.Option("--flavor", "-f", help="Only versions built by this flavor.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Page size.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many versions.")] = 0,
+    json_: JsonOption = False,
+) -> None:
+    """Find versions across models by name prefix, version tags, alias and flavor, newest first."""
+    tags = parse_pairs(tag, option="--tag")
+    page = get_state(ctx).backend().search(prefix=prefix, tags=tags, alias=alias, flavor=flavor, offset=offset,
+                                           limit=limit)
+    if json_:
+        print_json(page)
+    else:
+        print_table(versions_table(page, title="search", with_model=True))
 
 
 @models_app.command("show")

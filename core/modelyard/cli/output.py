@@ -131,14 +131,14 @@ def models_table(page: Mapping[str, Any]) -> Table:
     return table
 
 
-def versions_table(page: Mapping[str, Any], *, title: str = "versions") -> Table:
-    """A page of versions."""
+def versions_table(page: Mapping[str, Any], *, title: str = "versions", with_model: bool = False) -> Table:
+    """A page of versions (``with_model``: of several models, so a model column comes first)."""
     table = Table(title=title, caption=_caption(page, "versions"), title_justify="left")
-    for col in ("version", "flavor", "aliases", "tags", "digest", "size", "created"):
+    for col in ("model", "version", "flavor", "aliases", "tags", "digest", "size", "created")[0 if with_model else 1:]:
         table.add_column(col, justify="right" if col in ("version", "size") else "left")
     for v in page.get("items") or ():
         artifact = v.get("artifact") or {}
-        _row(table, str(v["version"]), v["flavor"], ", ".join(v.get("aliases") or ()), _fmt_map(v.get("tags")),
+        _row(table, *((v["model"],) if with_model else ()), str(v["version"]), v["flavor"], ", ".join(v.get("aliases") or ()), _fmt_map(v.get("tags")),
                       _short_digest(artifact.get("digest")), _size(artifact.get("size")), _ts(v.get("created_at")))
     return table
 
