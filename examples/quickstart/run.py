@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -53,11 +54,28 @@ def curl_line(host: str, port: int) -> str:
             f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'")
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound right now (``modelyard serve`` checks again when it starts)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-serve", action="store_true", help="prepare only, do not start the server")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    # Checked before anything is built, so a busy port is reported at once rather than after a curl line that
+    # could never work.
+    if not args.no_serve and not port_is_free("127.0.0.1", args.port):
+        print(f"port {args.port} on 127.0.0.1 is already in use; pass --port with a free port "
+              f"(python examples/quickstart/run.py --port 8001)", file=sys.stderr)
+        raise SystemExit(1)
     prepare()
     if args.no_serve:
         return

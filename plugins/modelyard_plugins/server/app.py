@@ -2,7 +2,8 @@
 
 The app is a thin layer over the :class:`~modelyard.platform.Platform`: plugins contribute controllers through
 ``modelyard_http_routes`` (this plugin's are the V2 protocol and ``/api/v1``), one middleware authenticates and
-authorises every request but the public ones, and one set of exception handlers turns every error into RFC 9457
+authorises every request but the public ones, one wrapper gives every request an id (``X-Request-Id``, bound into
+every log line of the request and named in every problem answer), and one set of exception handlers turns every error into RFC 9457
 problem details. On startup the deployments recorded in the registry are brought back, so a restarted server
 serves what was deployed; on shutdown the platform is closed.
 """
@@ -19,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from modelyard import __version__
 from modelyard.errors import ConfigError, ConfigIssue
 
+from modelyard_plugins.server import request_ids
 from modelyard_plugins.server.auth import auth_middleware
 from modelyard_plugins.server.config import server_settings
 from modelyard_plugins.server.problems import EXCEPTION_HANDLERS
@@ -31,15 +33,20 @@ OPEN_AUTH_PROVIDERS = frozenset({"anonymous"})
 
 def check_auth(platform: Any, *, dev: bool) -> None:
     """Refuse to serve without credentials unless in dev mode: raises :class:`ConfigError` naming the remedy."""
-    choice = platform.config.one("auth")
+    check_auth_config(platform.config, dev=dev)
+
+
+def check_auth_config(config: Any, *, dev: bool) -> None:
+    """:func:`check_auth` on a resolved config (``modelyard.platform.resolve_config``), before any assembly."""
+    choice = config.one("auth")
     if dev or choice.provider.name not in OPEN_AUTH_PROVIDERS:
         return
     raise ConfigError([ConfigIssue(
         message=f"{choice.provider.name!r} lets every caller do everything, so the server only runs it in dev "
                 "mode: start it with --dev (or [server] dev = true) on your own machine, or choose an auth "
                 "provider that checks credentials",
-        section="auth", key="use", file=platform.config.file, given=choice.provider.name)],
-        file=platform.config.file or "config")
+        section="auth", key="use", file=config.file, given=choice.provider.name)],
+        file=config.file or "config")
 
 
 def create_app(platform: Any, *, dev: bool = False, close_platform: bool = True) -> Litestar:
@@ -65,7 +72,7 @@ def create_app(platform: Any, *, dev: bool = False, close_platform: bool = True)
             await anyio.to_thread.run_sync(platform.close)
         log.info("server stopped")
 
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         middleware=[auth_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -79,3 +86,4 @@ def create_app(platform: Any, *, dev: bool = False, close_platform: bool = True)
         state=State({"platform": platform, "server_settings": settings, "dev": dev}),
         debug=False,  # debug answers carry tracebacks
     )
+    return request_ids.install(app)

@@ -2,7 +2,8 @@
 
 Every answer has ``type``, ``title``, ``status`` and ``detail``, plus ``field``/``input`` when the error names
 one, and ``error`` (the detail again) because V2 clients such as tritonclient show a failed request's
-``error`` member. A :class:`~modelyard.errors.ModelyardError` keeps its own ``status`` and title; a V2
+``error`` member, and ``request_id`` (the request's ``X-Request-Id``, which the log lines of the request carry
+too). A :class:`~modelyard.errors.ModelyardError` keeps its own ``status`` and title; a V2
 :class:`~modelyard.protocol.v2.CodecError` its status; Litestar's own errors (unknown route, validation, body
 too large) their status. Anything else is a 500 whose answer holds no traceback or message — the exception is
 logged here, with the request's method and path, instead.
@@ -21,6 +22,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from modelyard import log as logconf
 from modelyard.errors import ConfigError, InvalidInput, ModelyardError, Overloaded
 from modelyard.protocol.v2 import CodecError
+
+from modelyard_plugins.server.request_ids import current_request_id
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +51,9 @@ def problem(status: int, detail: str, *, title: str | None = None, kind: str | N
                             "title": title or _TITLES.get(status, "Error"), "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
     body["error"] = detail
+    request_id = current_request_id()
+    if request_id is not None:  # lets a user match a 500 with the server's log line for it
+        body["request_id"] = request_id
     return Response(content=_ENCODER.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE,
                     headers=headers)
 

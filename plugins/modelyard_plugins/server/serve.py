@@ -8,7 +8,9 @@ ready ``/v2/health/ready`` is the platform's assembly, Litestar's import and res
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import threading
 import time
@@ -34,47 +36,89 @@ def serve(config_path: str | os.PathLike[str] | None = None, *, host: str | None
         plugin_manager: a plugin manager to assemble from (tests); None discovers the installed plugins.
         announce: called with the base URL once the server listens (default: print it to stdout).
 
-    Raises :class:`~modelyard.errors.ConfigError` before listening when the config is invalid, or when the auth
-    provider lets everyone in and ``dev`` is off.
+    Raises :class:`~modelyard.errors.ConfigError` when the config is invalid, or when the auth provider lets
+    everyone in and ``dev`` is off, and :class:`~modelyard.errors.Conflict` when the port is in use — all before
+    the platform is assembled, so a refused start writes nothing.
     """
     from modelyard import log as logconf
-    from modelyard.platform import Platform
+    from modelyard.platform import Platform, resolve_config
 
-    from modelyard_plugins.server.app import create_app
-    from modelyard_plugins.server.config import server_settings
+    from modelyard_plugins.server.app import check_auth_config, create_app
+    from modelyard_plugins.server.config import ServerConfig
 
     started = time.perf_counter()
-    platform = Platform.from_config(config_path, plugin_manager=plugin_manager)
+    # Everything that can refuse the start is checked before the platform is assembled, so that a refusal
+    # writes nothing (no data dir, no database, no migration) and says so at once.
+    resolved, plugin_manager, secret_store = resolve_config(config_path, plugin_manager=plugin_manager)
+    if secret_store is not None:
+        secret_store.close()
+    section = resolved.sections.get("server")
+    settings = section if isinstance(section, ServerConfig) else ServerConfig()
+    dev = settings.dev if dev is None else dev
+    host = host or settings.host
+    port = settings.port if port is None else port
+    check_auth_config(resolved, dev=dev)
+    if settings.workers > 1:
+        listen_socket(host, port).close()  # uvicorn binds again in the parent; this only names a busy port
+        _serve_workers(config_path, host=host, port=port, dev=dev, workers=settings.workers)
+        return
+    # Bound here and handed to uvicorn, so that the port checked is the port served (no race).
+    sock = listen_socket(host, port)
     try:
-        settings = server_settings(platform)
-        dev = settings.dev if dev is None else dev
-        host = host or settings.host
-        port = settings.port if port is None else port
+        platform = Platform.from_config(config_path, plugin_manager=plugin_manager)
+    except BaseException:
+        sock.close()
+        raise
+    try:
         if dev and platform.config.platform.log_format == "auto":
             logconf.configure(platform.config.platform.log_level, "console")
-        if settings.workers > 1:
-            from modelyard_plugins.server.app import check_auth
-
-            check_auth(platform, dev=dev)
-            platform.close()  # each worker assembles its own
-            _serve_workers(config_path, host=host, port=port, dev=dev, workers=settings.workers)
-            return
         app = create_app(platform, dev=dev)
     except BaseException:
+        sock.close()
         platform.close()
         raise
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", ws="none", lifespan="on", access_log=False,
-                            log_config=None, server_header=False, timeout_graceful_shutdown=30)
+    config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", ws="none", lifespan="on",
+                            access_log=False, log_config=None, server_header=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     threading.Thread(target=_announce_when_listening, args=(server, host, announce, started),
                      name="modelyard-announce", daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         platform.close()  # normally done by the app's shutdown hook already (idempotent)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (as uvicorn binds it), or an error that says what to do instead.
+
+    Raises :class:`~modelyard.errors.Conflict` when the port is in use (``pass --port …``) and
+    :class:`~modelyard.errors.Unavailable` when the address cannot be bound otherwise (no such interface, a
+    privileged port) — both exit code 1 from the CLI.
+    """
+    from modelyard.errors import Conflict, Unavailable
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a server restarted right away may rebind despite connections in TIME_WAIT, while a
+        # port another process listens on still fails with EADDRINUSE.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise Conflict(f"port {port} on {host} is already in use; pass --port with a free port "
+                           "(--port 0 picks one), or stop what is listening there") from None
+        if exc.errno == errno.EACCES:
+            raise Unavailable(f"not allowed to listen on port {port} on {host}; pass --port with a port above "
+                              "1023") from None
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _base_url(host: str, port: int) -> str:

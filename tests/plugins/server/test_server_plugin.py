@@ -3,6 +3,8 @@ importing it stays light."""
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +73,37 @@ def test_serve_refuses_the_anonymous_provider_without_dev(tmp_path: Path) -> Non
     result = CliRunner().invoke(build_app(get_plugin_manager()), ["serve", "-c", str(config), "--port", "0"])
     assert result.exit_code == 2
     assert "--dev" in result.output
+    assert not (tmp_path / "data").exists()  # refused before assembly: no data dir, no registry.db, no migration
+
+
+def test_serve_on_a_busy_port_fails_before_assembly(tmp_path: Path) -> None:
+    from modelyard.cli.app import build_app
+
+    config = tmp_path / "modelyard.toml"
+    config.write_text(f'[platform]\ndata_dir = "{tmp_path / "data"}"\n')
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = CliRunner().invoke(build_app(get_plugin_manager()),
+                                    ["serve", "-c", str(config), "--dev", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"port {port} on 127.0.0.1 is already in use; pass --port" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
+def test_listen_socket_names_what_went_wrong() -> None:
+    from modelyard.errors import Conflict, Unavailable
+    from modelyard_plugins.server.serve import listen_socket
+
+    with listen_socket("127.0.0.1", 0) as sock:
+        port = sock.getsockname()[1]
+        sock.listen()
+        with pytest.raises(Conflict, match=re.escape(f"port {port} on 127.0.0.1 is already in use")):
+            listen_socket("127.0.0.1", port)
+    with pytest.raises(Unavailable, match=re.escape("cannot listen on 192.0.2.1:")):  # TEST-NET-1: no such interface here
+        listen_socket("192.0.2.1", 0)
 
 
 def test_importing_the_plugin_stays_light() -> None:

@@ -258,6 +258,17 @@ def test_unexpected_errors_are_bare_500s(guarded: TestClient, capsys: pytest.Cap
     assert "RuntimeError" not in json.dumps(body)
     logged = capsys.readouterr().err
     assert "boom-secret-detail" in logged and "Traceback" in logged  # the server log has it
+    # The body names the request, and the log line about it carries the same id: a user can match the two.
+    request_id = body["request_id"]
+    assert request_id and response.headers["x-request-id"] == request_id
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert [line["request_id"] for line in lines if line.get("event") == "unhandled error"] == [request_id]
+
+
+def test_a_500_names_the_callers_request_id(guarded: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    response = guarded.get("/test/boom", headers={**GOOD, "X-Request-Id": "trace-42.a_b"})
+    assert assert_problem(response, 500)["request_id"] == "trace-42.a_b"
+    assert '"request_id": "trace-42.a_b"' in capsys.readouterr().err
 
 
 def test_credentials_are_required_except_on_public_routes(guarded: TestClient) -> None:
