@@ -16,14 +16,17 @@ OUT = ROOT / "docs" / "reference" / "hooks.md"
 
 
 def hookspecs() -> list[tuple[str, str, object]]:
-    """(module short name, hook name, function) for every hookspec, in reference order."""
+    """(module short name, hook name, function) for every hookspec, in reference order: by module as
+    ``SPEC_MODULES`` lists them, then by name, deprecated hooks last."""
     from modelyard.hookspecs import SPEC_MODULES
 
     found = []
     for module in SPEC_MODULES:
-        for name, fn in inspect.getmembers(module, inspect.isfunction):
-            if name.startswith("modelyard_") and hasattr(fn, "modelyard_spec"):
-                found.append((module.__name__.rsplit(".", 1)[1], name, fn))
+        specs = [(name, fn) for name, fn in inspect.getmembers(module, inspect.isfunction)
+                 if name.startswith("modelyard_") and hasattr(fn, "modelyard_spec")]
+        # By name, deprecated hooks last: a reader looks for the current names first.
+        specs.sort(key=lambda s: (s[1].modelyard_spec.get("warn_on_impl") is not None, s[0]))
+        found += [(module.__name__.rsplit(".", 1)[1], name, fn) for name, fn in specs]
     return found
 
 
@@ -45,6 +48,8 @@ def render() -> str:
             current = module
         opts = fn.modelyard_spec  # type: ignore[attr-defined]
         flags = [k for k in ("firstresult", "historic") if opts.get(k)]
+        if opts.get("warn_on_impl") is not None:
+            flags.append(f"deprecated: {opts['warn_on_impl']}")
         sig = str(inspect.signature(fn)).replace("'", "")
         lines += [f"### `{name}{sig}`", ""]
         if flags:

@@ -8,18 +8,24 @@ and compared with the expected output. Only numpy and the standard library are i
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.metadata
+import math
 import os
 import re
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import attrs
 import numpy as np
 
+from modelyard.datatypes import datatypes_by_kind_size, numpy_dtypes
 from modelyard.errors import BuildError, InvalidInput
 from modelyard.types import Signature, TensorSpec
 
@@ -27,22 +33,9 @@ if TYPE_CHECKING:
     from modelyard.hookspecs.builder import BuildOptions, LoadedModel, Validation
 
 # --------------------------------------------------------------------------------------------- datatypes
-_DTYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-_BY_KIND_SIZE = {(dt.kind, dt.itemsize): name for name, dt in _DTYPES.items() if name != "BYTES"}
+# The table itself is modelyard.datatypes (shared with the V2 codec and the records); here in native byte order.
+_DTYPES: Mapping[str, np.dtype] = {name: dt.newbyteorder("=") for name, dt in numpy_dtypes().items()}
+_BY_KIND_SIZE = datatypes_by_kind_size()
 _TEXT_KINDS = frozenset("OSU")
 
 
@@ -89,6 +82,10 @@ def parse_specs(value: Any, *, what: str = "input_spec") -> tuple[TensorSpec, ..
 
 
 # --------------------------------------------------------------------------------------------- generated inputs
+#: The most elements one generated validation input may have (16 Mi: 64 MiB of FP32).
+MAX_GENERATED_ELEMENTS = 1 << 24
+
+
 def sample_inputs(signature: Signature, *, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs matching ``signature``: dynamic dims become ``batch``, values suit the datatype.
 
@@ -99,6 +96,11 @@ def sample_inputs(signature: Signature, *, batch: int = 1, seed: int = 0) -> dic
     out: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
         shape = tuple(batch if d < 0 else d for d in spec.shape)
+        if math.prod(shape) > MAX_GENERATED_ELEMENTS:
+            # A graph can declare any fixed size; generating it would take the memory a request chose.
+            raise BuildError(f"input {spec.name!r} has shape {_shape_text(spec.shape)}: over "
+                             f"{MAX_GENERATED_ELEMENTS} elements, too large to generate a validation input; "
+                             "pass a sample_input")
         dtype = numpy_dtype(spec.datatype)
         if dtype.kind == "f":
             value = rng.standard_normal(shape).astype(dtype)
@@ -366,36 +368,149 @@ def zip_dir(src: Path, dest: Path) -> Path:
     return dest
 
 
-def unzip(archive: Path, dest: Path, *, max_bytes: int | None = None) -> Path:
+@attrs.frozen(kw_only=True)
+class ArchiveLimits:
+    """What one archive a builder expands may hold: bytes actually written, and entries.
+
+    The platform's are ``[platform] max_archive_bytes`` and ``max_archive_entries``; builders take them from
+    their provider context (:meth:`from_config`) and pass them to :func:`unzip`.
+    """
+
+    max_bytes: int = 4 << 30
+    max_entries: int = 10_000
+
+    @classmethod
+    def from_config(cls, platform_config: Any) -> ArchiveLimits:
+        """The limits of a :class:`~modelyard.config.PlatformConfig` (defaults for what it lacks)."""
+        default = cls()
+        return cls(max_bytes=getattr(platform_config, "max_archive_bytes", default.max_bytes),
+                   max_entries=getattr(platform_config, "max_archive_entries", default.max_entries))
+
+
+def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The path components of an entry inside the target; BuildError for one that escapes it or is a link."""
+    name = info.filename.replace("\\", "/")
+    parts = tuple(p for p in PurePosixPath(name).parts if p not in ("", "."))
+    if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+        raise BuildError(f"zip entry {info.filename!r} points outside the archive")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise BuildError(f"zip entry {info.filename!r} is a symbolic link")
+    return parts
+
+
+def _too_big(archive: str, max_bytes: int) -> BuildError:
+    return BuildError(f"{archive}: the archive expands to more than {max_bytes} bytes, over the limit "
+                      f"(max_archive_bytes = {max_bytes}); refused as a possible zip bomb")
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, *, archive: str,
+                    max_bytes: int) -> int:
+    """Write one entry to ``target``, counting the bytes actually decompressed; returns how many."""
+    # The header's file_size is the archive's own claim, and zipfile stops reading at it. Lift it, so that the
+    # stream ends where its data ends (zipfile still checks the CRC there) and the count below decides.
+    real = copy.copy(info)
+    real.file_size = 1 << 62
+    written = 0
+    with zf.open(real) as src, target.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > budget:
+                raise _too_big(archive, max_bytes)
+            out.write(chunk)
+    return written
+
+
+def unzip(archive: Path, dest: Path, *, limits: ArchiveLimits | None = None, max_bytes: int | None = None,
+          max_entries: int | None = None) -> Path:
     """Extract ``archive`` into ``dest`` and return ``dest``, refusing entries that would escape it.
 
-    Absolute paths, ``..`` components and symbolic links raise :class:`BuildError`, as does a total size over
-    ``max_bytes`` (a zip bomb) when given.
+    Absolute paths, ``..`` components and symbolic links raise :class:`BuildError`, as does an archive over
+    ``limits`` (default :class:`ArchiveLimits`; ``max_bytes`` / ``max_entries`` override it): more entries than
+    ``max_entries``, or more than ``max_bytes`` bytes — declared by the headers or, whatever they declare,
+    actually written while extracting. After a refusal nothing extracted is left behind.
     """
+    limits = limits or ArchiveLimits()
+    max_bytes = limits.max_bytes if max_bytes is None else max_bytes
+    max_entries = limits.max_entries if max_entries is None else max_entries
+    name = Path(archive).name
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"{Path(archive).name}: not a readable zip file: {exc}") from None
-    with zf:
-        total = 0
-        for info in zf.infolist():
-            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-            if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise BuildError(f"zip entry {info.filename!r} points outside the archive")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise BuildError(f"zip entry {info.filename!r} is a symbolic link")
-            total += info.file_size
-        if max_bytes is not None and total > max_bytes:
-            raise BuildError(f"zip expands to {total} bytes, over the limit of {max_bytes}")
-        dest.mkdir(parents=True, exist_ok=True)
-        try:
-            zf.extractall(dest)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-            raise BuildError(f"{Path(archive).name}: cannot extract: {exc}") from None
+        raise BuildError(f"{name}: not a readable zip file: {exc}") from None
+    dest = Path(dest)
+    existed = set(os.listdir(dest)) if dest.is_dir() else None
+    try:
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > max_entries:
+                raise BuildError(f"{name}: the archive has {len(infos)} entries, over the limit "
+                                 f"(max_archive_entries = {max_entries})")
+            members = [(info, _member_parts(info)) for info in infos]
+            if sum(info.file_size for info in infos) > max_bytes:
+                raise _too_big(name, max_bytes)
+            dest.mkdir(parents=True, exist_ok=True)
+            budget = max_bytes
+            for info, parts in members:
+                if not parts:
+                    continue
+                target = dest.joinpath(*parts)
+                try:
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    budget -= _extract_member(zf, info, target, budget, archive=name, max_bytes=max_bytes)
+                except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, NotImplementedError,
+                        zlib.error) as exc:
+                    raise BuildError(f"{name}: cannot extract {info.filename!r}: {exc}") from None
+    except BaseException:
+        _remove_extracted(dest, existed)
+        raise
     return dest
 
 
+def _remove_extracted(dest: Path, existed: set[str] | None) -> None:
+    """Undo a failed extraction: ``dest`` itself when it was created, else what was added to it."""
+    if existed is None:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for entry in set(os.listdir(dest)) - existed:
+            path = dest / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------- numeric options
+def max_threads() -> int:
+    """The most threads a thread-count option may ask for: four per CPU, and never more than 256."""
+    return max(1, min(256, 4 * (os.cpu_count() or 1)))
+
+
+def bounded_int(value: Any, *, field: str, low: int, high: int) -> int:
+    """``value`` when it is an integer (not a boolean) from ``low`` to ``high``; else InvalidInput naming
+    ``field`` and the range (a build or load option given by a request)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{field}: expected an integer from {low} to {high}, got {value!r}", field=field)
+    return value
+
+
+def int_range(low: int, high: int | Callable[[], int]) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator for a config field: an integer from ``low`` to ``high`` (a number or a function of
+    the machine, such as :func:`max_threads`). The config report names the key and the range."""
+
+    def check(_inst: Any, attribute: Any, value: Any) -> None:
+        top = high() if callable(high) else high
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+            raise ValueError(f"{attribute.name}: expected an integer from {low} to {top}, got {value!r}")
+
+    return check
+
+
 __all__ = [
-    "InputAdapter", "compare_outputs", "datatype_of", "numpy_dtype", "parse_specs", "pin", "sample_inputs",
-    "sample_signature_inputs", "spec_of", "unzip", "validate_loaded", "zip_dir",
+    "ArchiveLimits", "InputAdapter", "bounded_int", "compare_outputs", "datatype_of", "int_range", "max_threads",
+    "numpy_dtype", "parse_specs", "pin", "sample_inputs", "sample_signature_inputs", "spec_of", "unzip",
+    "validate_loaded", "zip_dir",
 ]  # fmt: skip

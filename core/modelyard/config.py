@@ -2,7 +2,9 @@
 
 Each provider declares its schema as a frozen attrs class (STYLE 12). Validation converts every section with a
 strict cattrs converter (no silent ``42`` → ``"42"``), rejects unknown sections and keys with a did-you-mean,
-and collects *every* problem into one :class:`~modelyard.errors.ConfigError` before anything starts.
+and collects *every* problem into one :class:`~modelyard.errors.ConfigError` before anything starts — a file
+that is not UTF-8 or not TOML, an unclosed ``${env:…`` reference, and a ``[platform] data_dir`` that cannot be
+created included.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import tempfile
 import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +27,11 @@ from modelyard.errors import ConfigError, ConfigIssue
 from modelyard.providers import SLOTS, NoConfig, Provider
 
 DEFAULT_FILE = "modelyard.toml"
+#: A config file is a page of TOML; anything this large is the wrong file (or /dev/zero).
+MAX_CONFIG_BYTES = 4 * 2**20
 _INTERP = re.compile(r"\$\{(env|secret):([^}]*)\}")
+# A reference with no closing brace anywhere after it: left as it is, it would reach a provider as text.
+_UNCLOSED = re.compile(r"\$\{(env|secret):(?![^}]*\})")
 
 
 @attrs.frozen(kw_only=True)
@@ -36,6 +43,17 @@ class PlatformConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     work_dir: str | None = None
+    #: Seconds one registration's build and validation may run; its process is killed after (docs/builders.md).
+    build_timeout_s: float = attrs.field(default=60.0, validator=[attrs.validators.gt(0),
+                                                                   attrs.validators.le(86_400)])
+    #: Builds that run at once, and registrations that may wait for one; more are refused with 429.
+    build_concurrency: int = attrs.field(default=2, validator=[attrs.validators.ge(1), attrs.validators.le(256)])
+    build_queue: int = attrs.field(default=8, validator=[attrs.validators.ge(0), attrs.validators.le(10_000)])
+    #: What an archive a builder expands (a zipped SavedModel) may hold: bytes written, and entries.
+    max_archive_bytes: int = attrs.field(default=4 << 30, validator=[attrs.validators.ge(1),
+                                                                      attrs.validators.le(1 << 40)])
+    max_archive_entries: int = attrs.field(default=10_000, validator=[attrs.validators.ge(1),
+                                                                       attrs.validators.le(10_000_000)])
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +89,8 @@ class RawConfig:
     file: str | None
     base_dir: Path
     lines: Mapping[tuple[str, str | None], int]
+    #: Problems found while loading that do not stop the rest of the check (see :func:`validate`).
+    issues: tuple[ConfigIssue, ...] = ()
 
 
 def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -87,23 +107,39 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
 def load_raw(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> RawConfig:
     """Read a config from a path, a mapping, or the default locations (an absent default file means defaults)."""
     if isinstance(source, Mapping):
-        return RawConfig(data=_deep_copy(source), file=None, base_dir=Path.cwd(), lines={})
+        data = _deep_copy(source)
+        return RawConfig(data=data, file=None, base_dir=Path.cwd(), lines={},
+                         issues=tuple(unclosed_references(data, lines={}, file=None)))
     path = find_config_file(source)
     if path is None:
         return RawConfig(data={}, file=None, base_dir=Path.cwd(), lines={})
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw_bytes = fh.read(MAX_CONFIG_BYTES + 1)  # bounded: -c /dev/zero must not fill memory
     except FileNotFoundError:
         raise ConfigError([ConfigIssue(message=f"config file {str(path)!r} does not exist")], file=str(path)) from None
     except OSError as exc:
-        raise ConfigError([ConfigIssue(message=f"cannot read config file: {exc}")], file=str(path)) from None
+        raise ConfigError([ConfigIssue(message=f"cannot read config file: {exc.strerror or exc}")],
+                          file=str(path)) from None
+    if len(raw_bytes) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigIssue(message=f"config file is larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
+                                               "is it the right file?")], file=str(path))
+    try:
+        text = raw_bytes.decode("utf-8-sig")  # TOML is UTF-8; a byte-order mark (Windows editors) is allowed
+    except UnicodeDecodeError as exc:
+        line = raw_bytes[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigIssue(
+            message=f"not UTF-8 text: byte 0x{raw_bytes[exc.start]:02x} at offset {exc.start} cannot be decoded; "
+                    "TOML files are UTF-8 — save the file in that encoding", line=line)], file=str(path)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError([ConfigIssue(message=f"invalid TOML: {exc}", line=int(m[1]) if m else None)],
                           file=str(path)) from None
-    return RawConfig(data=data, file=str(path), base_dir=path.resolve().parent, lines=_locate(text))
+    lines = _locate(text)
+    return RawConfig(data=data, file=str(path), base_dir=path.resolve().parent, lines=lines,
+                     issues=tuple(unclosed_references(data, lines=lines, file=str(path))))
 
 
 def _deep_copy(value: Any) -> Any:
@@ -160,6 +196,30 @@ def interpolate(value: Any, resolver: Callable[[str, str], str], path: tuple[str
         return v
 
     return walk(value, path), errors
+
+
+def unclosed_references(data: Any, *, lines: Mapping, file: str | None,
+                        path: tuple[str, ...] = ()) -> list[ConfigIssue]:
+    """An issue for every string holding ``${env:`` or ``${secret:`` with no closing brace after it."""
+    if isinstance(data, str):
+        found = _UNCLOSED.search(data)
+        if found is None:
+            return []
+        kind = found[1]
+        shown = data[found.start():]
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        example = "${env:NAME}" if kind == "env" else "${secret:path#key}"
+        section = path[0] if path else None
+        key = ".".join(path[1:]) or None
+        line = lines.get((section, path[1] if len(path) > 1 else None)) or lines.get((section, None))
+        return [ConfigIssue(message=f"unclosed reference {shown!r}: no closing brace; write {example}",
+                            section=section, key=key, line=line, file=file)]
+    if isinstance(data, Mapping):
+        return [i for k, v in data.items() for i in unclosed_references(v, lines=lines, file=file, path=(*path, k))]
+    if isinstance(data, list):
+        return [i for n, v in enumerate(data)
+                for i in unclosed_references(v, lines=lines, file=file, path=(*path, str(n)))]
+    return []
 
 
 def env_resolver(environ: Mapping[str, str]) -> Callable[[str, str], str]:
@@ -339,6 +399,46 @@ def _flatten(exc: BaseException, schema: Any, data: Any, path: tuple[str, ...], 
     issue(f"{type(exc).__name__}: {exc}", path, given=data)
 
 
+# --------------------------------------------------------------------------------------------- the data dir
+def data_dir_path(platform: PlatformConfig, base_dir: Path) -> Path:
+    """``[platform] data_dir`` as an absolute path: ``~`` expanded, a relative one taken from ``base_dir`` (the
+    config file's folder, or the working directory for a dict or no file)."""
+    data_dir = Path(platform.data_dir).expanduser()
+    return (data_dir if data_dir.is_absolute() else base_dir / data_dir).resolve()
+
+
+def _data_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot serve as the data dir (cannot be created or written), or None. Leaves no trace."""
+    existing = path
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing == path and not path.is_dir():
+        return f"{str(path)!r} exists and is not a directory"
+    if not existing.is_dir():
+        return f"{str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory"
+    # Try it rather than trust os.access: root, read-only mounts and ACLs all answer differently.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".modelyard-check-", dir=existing))
+    except OSError as exc:
+        verb = "is not writable" if existing == path else f"cannot be created in {str(existing)!r}"
+        return f"{str(path)!r} {verb}: {exc.strerror or exc}"
+    return None
+
+
+def data_dir_issues(platform: PlatformConfig, base_dir: Path, *, lines: Mapping,
+                    file: str | None) -> list[ConfigIssue]:
+    """An issue when the data dir cannot be created or written, so ``modelyard check`` says so (nothing is
+    created: a probe directory is made and removed where the data dir would go)."""
+    try:
+        problem = _data_dir_problem(data_dir_path(platform, base_dir))
+    except (OSError, RuntimeError, ValueError) as exc:  # a NUL character, a name too long, a symlink loop, …
+        problem = f"{platform.data_dir!r} is not a usable path: {exc}"
+    if problem is None:
+        return []
+    return [ConfigIssue(message=problem, section="platform", key="data_dir", file=file, given=platform.data_dir,
+                        line=lines.get(("platform", "data_dir")) or lines.get(("platform", None)))]
+
+
 # --------------------------------------------------------------------------------------------- validation
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`` — did you mean [x]?`` or an empty string."""
@@ -371,9 +471,12 @@ def validate(raw: RawConfig, providers: Mapping[str, Mapping[str, Any]], *,
                                          f"; known sections: {', '.join(known_sections)}"),
                                       section=name, line=lines.get((name, None)), file=file))
 
+    issues += raw.issues
     platform_cfg, found = structure(data.get("platform", {}), PlatformConfig, section="platform", lines=lines,
                                     file=file)
     issues += found
+    if platform_cfg is not None:
+        issues += data_dir_issues(platform_cfg, raw.base_dir, lines=lines, file=file)
 
     chosen: dict[str, tuple[SlotChoice, ...]] = {}
     for slot in SLOTS.values():
@@ -491,12 +594,29 @@ def _provider_check(provider: Provider, config: Any, section: str, *, lines: Map
 
 def _validate_builders(section: Any, available: Mapping[str, Provider], *, lines: Mapping, file: str | None,
                        disabled: Iterable[str] = ()) -> tuple[list[SlotChoice], list[ConfigIssue]]:
-    """``[builders.<flavor>]`` tables hold options; flavors not named are enabled when their packages exist."""
+    """``[builders.<flavor>]`` tables hold options. ``[builders] enabled = [...]`` lists the flavors to enable
+    (only those); without it every installed flavor whose packages exist is enabled."""
     issues: list[ConfigIssue] = []
     section = section if section is not None else {}
     if not isinstance(section, Mapping):
         return [], [ConfigIssue(message=f"expected a table of flavors, got {_describe(section)}", section="builders",
                                 line=lines.get(("builders", None)), file=file)]
+    section = dict(section)
+    enabled = section.pop("enabled", None)
+    line = lines.get(("builders", "enabled")) or lines.get(("builders", None))
+    if enabled is not None:
+        if not isinstance(enabled, list) or not all(isinstance(f, str) for f in enabled):
+            return [], [ConfigIssue(message="expected a list of flavor names, e.g. enabled = [\"onnx\", \"torch\"]",
+                                    section="builders", key="enabled", line=line, file=file,
+                                    given=enabled)]
+        for flavor in enabled:
+            if flavor not in section:
+                section[flavor] = {}
+        extra = [f for f in section if f not in enabled]
+        if extra:
+            return [], [ConfigIssue(message=f"[builders.{extra[0]}] has options but {extra[0]!r} is not in "
+                                            f"[builders] enabled; add it there or remove the table",
+                                    section="builders", key=extra[0], line=line, file=file)]
     choices = []
     for flavor, options in section.items():
         provider = available.get(flavor)
@@ -515,7 +635,9 @@ def _validate_builders(section: Any, available: Mapping[str, Provider], *, lines
         issues += found
         if config is not None:
             choices.append(SlotChoice(slot="builders", provider=provider, config=config))
-    for flavor, provider in available.items():
-        if flavor not in section and not provider.missing_requirements():
-            choices.append(SlotChoice(slot="builders", provider=provider, config=(provider.config_schema or NoConfig)()))
+    if enabled is None:
+        for flavor, provider in available.items():
+            if flavor not in section and not provider.missing_requirements():
+                choices.append(SlotChoice(slot="builders", provider=provider,
+                                          config=(provider.config_schema or NoConfig)()))
     return choices, issues

@@ -1,7 +1,11 @@
 """The exceptions every part of modelyard raises.
 
-Each carries enough to render an RFC 9457 problem-details answer (``status``, ``title``) and to pick a CLI exit
-code, so the server and the CLI map errors in one place instead of guessing from messages.
+Each carries enough to render an RFC 9457 problem-details answer (``status``, ``title``, ``problem_type``) and
+to pick a CLI exit code, so the server and the CLI map errors in one place instead of guessing from messages.
+
+Problem types are defined here once: the server names an answer's ``type`` with :func:`problem_type_uri` (the
+class's ``problem_type``, or :data:`HTTP_PROBLEM_TYPES` for an HTTP error no exception class stands for) and the
+client turns it back into the class with :func:`error_class`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ class ModelyardError(Exception):
 
     status: int = 500
     title: str = "Internal error"
+    #: The slug of the problem ``type`` the server answers with (``urn:modelyard:problem:<slug>``); subclasses
+    #: inherit their parent's unless they name their own.
+    problem_type: str = "modelyard-error"
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -32,6 +39,7 @@ class InvalidInput(ModelyardError):
 
     status = 422
     title = "Invalid input"
+    problem_type = "invalid-input"
 
     def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(message, **extra)
@@ -43,6 +51,7 @@ class NotFound(ModelyardError):
 
     status = 404
     title = "Not found"
+    problem_type = "not-found"
 
 
 class Conflict(ModelyardError):
@@ -50,6 +59,7 @@ class Conflict(ModelyardError):
 
     status = 409
     title = "Conflict"
+    problem_type = "conflict"
 
 
 class IntegrityError(ModelyardError):
@@ -57,6 +67,7 @@ class IntegrityError(ModelyardError):
 
     status = 500
     title = "Artifact integrity check failed"
+    problem_type = "integrity-error"
 
 
 class BuildError(ModelyardError):
@@ -64,12 +75,14 @@ class BuildError(ModelyardError):
 
     status = 422
     title = "Build failed"
+    problem_type = "build-error"
 
 
 class PluginError(ModelyardError):
     """A plugin could not be loaded, or two plugins clash; names the plugin and the remedy."""
 
     title = "Plugin error"
+    problem_type = "plugin-error"
 
 
 class Unavailable(ModelyardError):
@@ -77,6 +90,7 @@ class Unavailable(ModelyardError):
 
     status = 503
     title = "Service unavailable"
+    problem_type = "unavailable"
 
 
 class Overloaded(ModelyardError):
@@ -84,8 +98,22 @@ class Overloaded(ModelyardError):
 
     status = 429
     title = "Too many requests"
+    problem_type = "overloaded"
 
     def __init__(self, message: str, *, retry_after: float = 1.0, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ModelyardError):
+    """The principal (or its team) has used up a billing quota. ``retry_after`` (seconds until the quota resets,
+    when known) becomes the HTTP Retry-After header. Not back-pressure: retrying sooner does not help."""
+
+    status = 429
+    title = "Quota exceeded"
+    problem_type = "quota-exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **extra: Any) -> None:
         super().__init__(message, **extra)
         self.retry_after = retry_after
 
@@ -95,6 +123,7 @@ class Forbidden(ModelyardError):
 
     status = 403
     title = "Forbidden"
+    problem_type = "forbidden"
 
 
 class Unauthenticated(ModelyardError):
@@ -102,6 +131,7 @@ class Unauthenticated(ModelyardError):
 
     status = 401
     title = "Unauthenticated"
+    problem_type = "unauthenticated"
 
 
 @attrs.frozen(kw_only=True)
@@ -126,6 +156,7 @@ class ConfigError(ModelyardError):
 
     status = 422
     title = "Invalid configuration"
+    problem_type = "config-error"
 
     def __init__(self, issues: Iterable[ConfigIssue], *, file: str | None = None) -> None:
         self.issues: Sequence[ConfigIssue] = tuple(issues)
@@ -142,3 +173,45 @@ class ConfigError(ModelyardError):
             line = f"line {issue.line}" if issue.line else ""
             lines.append(f"  {line:<8} {issue.location():<{width}}  {issue.message}".rstrip())
         return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- problem types
+#: What every problem ``type`` starts with: ``urn:modelyard:problem:not-found``.
+PROBLEM_TYPE_PREFIX = "urn:modelyard:problem:"
+#: A V2 inference body (or output) the Open Inference Protocol codec could not read or write.
+CODEC_ERROR = "codec-error"
+#: The problem type of an HTTP error that no exception class stands for (an unknown route, a body too large,
+#: the web framework's own validation), by status; other statuses are ``error``.
+HTTP_PROBLEM_TYPES: dict[int, str] = {
+    400: "bad-request", 401: Unauthenticated.problem_type, 403: Forbidden.problem_type, 404: NotFound.problem_type,
+    405: "method-not-allowed", 409: Conflict.problem_type, 413: "content-too-large", 415: "unsupported-media-type",
+    422: InvalidInput.problem_type, 429: "too-many-requests", 500: "internal-error", 503: "service-unavailable",
+}
+_CLASSES: tuple[type[ModelyardError], ...] = (
+    ModelyardError, InvalidInput, NotFound, Conflict, IntegrityError, BuildError, PluginError, Unavailable,
+    Overloaded, QuotaExceeded, Forbidden, Unauthenticated, ConfigError,
+)
+#: Every problem type a modelyard server answers with, and the exception a client raises for it. A ConfigError
+#: (the server's view of its config) and the HTTP errors of the caller's request are the caller's InvalidInput.
+_BY_TYPE: dict[str, type[ModelyardError]] = {
+    **{cls.problem_type: cls for cls in _CLASSES}, ConfigError.problem_type: InvalidInput, CODEC_ERROR: InvalidInput,
+    "bad-request": InvalidInput, "method-not-allowed": InvalidInput, "content-too-large": InvalidInput,
+    "unsupported-media-type": InvalidInput, "too-many-requests": Overloaded, "internal-error": ModelyardError,
+    "service-unavailable": Unavailable,
+}
+
+
+def problem_type_uri(problem_type: str) -> str:
+    """``not-found`` → ``urn:modelyard:problem:not-found``, the ``type`` member of a problem answer."""
+    return PROBLEM_TYPE_PREFIX + problem_type
+
+
+def error_class(problem_type: str) -> type[ModelyardError] | None:
+    """The exception class for a problem type — its slug or its whole URI — or None for a type not ours."""
+    return _BY_TYPE.get(problem_type.removeprefix(PROBLEM_TYPE_PREFIX))
+
+
+def error_class_for_status(status: int) -> type[ModelyardError] | None:
+    """The exception class for an HTTP status without a problem body (a proxy's answer), or None."""
+    slug = HTTP_PROBLEM_TYPES.get(status)
+    return _BY_TYPE.get(slug) if slug is not None else None

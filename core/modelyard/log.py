@@ -3,6 +3,10 @@
 Every module does ``log = structlog.get_logger(__name__)``; :func:`configure` is called once per process by the
 CLI, the server or ``Platform.from_config`` (idempotent). Request and operation ids are bound with
 ``structlog.contextvars.bind_contextvars`` so every line of one request carries them.
+
+A one-shot CLI command talks to a person, not to a log collector: it holds the configuration with :func:`pin`
+at warnings and errors in the ``plain`` format (``warning: <event> (key=value, …)``, one line each), so that
+``Platform.from_config`` cannot switch JSON records back on behind its back, and releases it with :func:`unpin`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import structlog
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 _configured: tuple[str, str, Any] | None = None
+#: Set by pin(): the configuration held, and the one to restore on unpin().
+_pinned: tuple[tuple[str, str, Any], tuple[str, str, Any] | None] | None = None
 REDACTED = "***"
+#: Event keys the plain format leaves out: a person reading one line does not need them.
+_PLAIN_SKIP = ("timestamp", "level", "event", "exception", "stack", "operation_id", "command", "request_id")
 
 
 def register_secret(value: str) -> None:
@@ -84,12 +92,55 @@ class _CurrentStderr:
 _STDERR = _CurrentStderr()
 
 
+def _plain_renderer(_logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """``warning: could not remove a stale temporary file (path=/x, error=…)``: one line for a person."""
+    level = str(event_dict.get("level") or name)
+    details = ", ".join(f"{k}={v}" for k, v in event_dict.items() if k not in _PLAIN_SKIP)
+    line = f"{level}: {event_dict.get('event', '')}" + (f" ({details})" if details else "")
+    exception = str(event_dict.get("exception") or "").strip()
+    if exception:  # the traceback's last line says what happened; the rest is for -v
+        line += f" — {exception.splitlines()[-1]}"
+    return " ".join(line.split())  # one line, whatever the values hold
+
+
+def pin(level: str = "warning", fmt: str = "plain", *, stream: Any = None) -> None:
+    """Configure logging and hold it: until :func:`unpin`, :func:`configure` calls change nothing.
+
+    ``fmt`` may also be ``plain``: one short line per event and no JSON, for a command-line user.
+    """
+    global _pinned
+    previous = _pinned[1] if _pinned is not None else _configured
+    _pinned = None
+    configure(level, fmt, stream=stream)
+    _pinned = (_configured or (level, fmt, stream), previous)
+
+
+def unpin() -> None:
+    """Release :func:`pin` and restore the configuration in force before it (if any). Idempotent."""
+    global _pinned, _configured
+    if _pinned is None:
+        return
+    previous = _pinned[1]
+    _pinned = None
+    if previous is not None:
+        _configured = None
+        configure(*previous[:2], stream=previous[2])
+
+
+def pinned() -> bool:
+    """Whether :func:`pin` holds the configuration."""
+    return _pinned is not None
+
+
 def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> None:
-    """Configure structlog (and stdlib logging through it). ``fmt``: ``auto`` (console on a TTY), json, console.
+    """Configure structlog (and stdlib logging through it). ``fmt``: ``auto`` (console on a TTY), json, console,
+    plain (see :func:`pin`). Does nothing while :func:`pin` holds the configuration.
 
     Without ``stream`` lines go to the current ``sys.stderr``, whatever it is at the time of each line.
     """
     global _configured
+    if _pinned is not None:
+        return
     stream = stream or _STDERR
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
@@ -99,7 +150,7 @@ def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> 
         return
     _configured = (level, fmt, stream)
     renderer: Any = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
-                     else structlog.processors.JSONRenderer())
+                     else _plain_renderer if fmt == "plain" else structlog.processors.JSONRenderer())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

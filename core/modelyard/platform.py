@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
 from modelyard import log as logconf
+from modelyard.actions import Catalogue
+from modelyard.bridge import SyncBridge
 from modelyard.config import (
     ResolvedConfig,
     SlotChoice,
@@ -21,20 +24,48 @@ from modelyard.config import (
     load_raw,
     validate,
 )
-from modelyard.errors import ConfigError, ConfigIssue, InvalidInput, ModelyardError, NotFound, PluginError
+from modelyard.errors import (
+    ConfigError,
+    ConfigIssue,
+    Forbidden,
+    InvalidInput,
+    ModelyardError,
+    NotFound,
+    PluginError,
+    Unavailable,
+)
+from modelyard.events import notify
+from modelyard.isolation import close_builds
 from modelyard.names import check_name
-from modelyard.plugins import PluginManager, ProviderEntry, collect_providers, get_plugin_manager
+from modelyard.plugins import (
+    PluginManager,
+    ProviderEntry,
+    collect_actions,
+    collect_providers,
+    get_plugin_manager,
+)
 from modelyard.providers import SLOTS, ProviderContext
+from modelyard.reconcile import Reconciler
 from modelyard.registry import ModelRegistry
+from modelyard.scratch import Scratch, sweep_partials
 from modelyard.types import (
+    LOCAL,
+    MAX_REPLICAS,
+    AuditEvent,
     BatchingConfig,
     Deployment,
     ModelRef,
     ModelVersion,
+    Prediction,
     PredictionEvent,
+    Principal,
+    ServingState,
     Signature,
-    utcnow,
 )
+
+if TYPE_CHECKING:
+    from modelyard.hookspecs.runtime import BundleSource
+    from modelyard.loading import BundleLoader
 
 log = structlog.get_logger(__name__)
 
@@ -118,17 +149,6 @@ def _ref_issue(raw: Any, path: tuple[str, ...], message: str) -> ConfigIssue:
     return ConfigIssue(message=message, section=section, key=key, line=line, file=raw.file)
 
 
-def _matches(path: Path, digest: str) -> bool:
-    """Whether a file's sha256 is ``digest`` (streamed)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest() == digest
-
-
 class Platform:
     """The platform assembled from one config: every slot filled, validated up front.
 
@@ -141,6 +161,7 @@ class Platform:
         self.providers: dict[str, dict[str, ProviderEntry]] = {}
         self.data_dir: Path
         self.tmp_dir: Path
+        self.scratch: Scratch
         self.secrets: Any = None
         self.registry_backend: Any = None
         self.storage: Any = None
@@ -150,7 +171,12 @@ class Platform:
         self.monitors: list[Any] = []
         self.auth: Any = None
         self.billing: Any = None
+        #: Every action authorisation and audit know: the core's and the plugins' (``modelyard_actions``).
+        self.actions: Catalogue = Catalogue.core()
+        #: Who acts when a verb is called without a principal (Python, the embedded CLI, jobs).
+        self.local_principal: Principal = LOCAL
         self.registry = ModelRegistry(self)
+        self.reconciler = Reconciler(self)
         self._closed = False
         self._built: list[Any] = []
         self._fetch_dir: Path
@@ -170,13 +196,19 @@ class Platform:
         self.config = resolved
         self.plugin_manager = pm
         self.providers = collect_providers(pm)
+        self.actions = collect_actions(pm)
         logconf.configure(resolved.platform.log_level, resolved.platform.log_format)
         data_dir = Path(resolved.platform.data_dir).expanduser()
         self.data_dir = (data_dir if data_dir.is_absolute() else resolved.base_dir / data_dir).resolve()
-        self.tmp_dir = self.data_dir / "tmp"
         self._fetch_dir = self.data_dir / "cache"
-        for d in (self.data_dir, self.tmp_dir, self._fetch_dir):
+        for d in (self.data_dir, self._fetch_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # This process's own scratch directory, locked for its life; opening it sweeps what crashed processes
+        # left behind (never a live process's files, whoever shares the data dir).
+        self.scratch = Scratch.open(self.data_dir)
+        self.tmp_dir = self.scratch.path
+        sweep_partials(self._fetch_dir)
+        self._built.append(self.scratch)  # closed (removed) last
         self.secrets = secret_store
         if secret_store is not None:
             self._built.append(secret_store)
@@ -206,8 +238,11 @@ class Platform:
         return self
 
     def _build(self, choice: SlotChoice) -> Any:
+        # Slots that load bundles (after storage and builders in assembly order) get this process's loader.
+        services = {"loader": self.loader} if choice.slot in ("runtime", "scheduler") else {}
         ctx = ProviderContext(slot=choice.slot, provider=choice.provider.name, data_dir=self.data_dir,
-                              hook=self.plugin_manager.hook, platform=self, plugin_manager=self.plugin_manager)
+                              hook=self.plugin_manager.hook, platform=self, plugin_manager=self.plugin_manager,
+                              services=services)
         try:
             service = choice.provider.factory(choice.config, ctx)
         except ModelyardError as exc:
@@ -242,54 +277,62 @@ class Platform:
 
     # ------------------------------------------------------------------------------------------- deployments
     def resolve_for_deploy(self, model_ref: str | ModelRef) -> ModelVersion:
-        """``NAME`` means the ``production`` alias when set, else the newest version."""
+        """``NAME`` means the ``production`` alias when set, else the newest version.
+
+        Not a checked verb: :meth:`deploy` calls it after deciding ``deployments:create``, and a request is
+        decided once.
+        """
         ref = ModelRef.parse(model_ref) if isinstance(model_ref, str) else model_ref
         if ref.version is None and ref.alias is None:
-            model = self.registry.get_model(ref.name)
+            model = self.registry_backend.get_model(ref.name)
             if "production" in model.aliases:
                 ref = ModelRef(ref.name, alias="production")
-        return self.registry.get_version(ref)
+        return self.registry_backend.resolve(ref)
 
-    def bundle_source(self, version: ModelVersion) -> Any:
-        """A :class:`~modelyard.hookspecs.runtime.BundleSource` for a version: fetch and load through its builder."""
+    def bundle_source(self, version: ModelVersion) -> BundleSource:
+        """The :class:`~modelyard.hookspecs.runtime.BundleSource` of a version: plain data (digest, flavor,
+        signature, size, storage locator) that any process with this config loads through its :attr:`loader`.
+
+        Raises :class:`~modelyard.errors.InvalidInput` when no builder here loads the version's flavor.
+        """
         from modelyard.hookspecs.runtime import BundleSource
+        from modelyard.loading import locator_of
 
-        builder = self.builder(version.flavor)
-        cache = self._fetch_dir / version.artifact.digest
-
-        def fetch(dest: Path | None = None) -> Path:
-            target = Path(dest) if dest is not None else cache
-            # A cached copy is re-hashed before use: the cache is plain files anyone on the host could change,
-            # and artifacts are checked against their sha256 on every load (DESIGN, security defaults).
-            if target.exists() and not _matches(target, version.artifact.digest):
-                log.warning("cached artifact does not match its digest; fetching it again", path=str(target),
-                            digest=version.artifact.digest)
-                target.unlink()
-            if not target.exists():
-                self.storage.get(version.artifact.digest, target)
-            return target
-
-        def load(path: Path, options: Mapping[str, Any] | None = None) -> Any:
-            return builder.load(path, signature=version.signature, options=options)
-
+        self.builder(version.flavor)  # fail here, naming the flavor and its extra, rather than in the runtime
         return BundleSource(model=version.model, version=version.number, flavor=version.flavor,
                             digest=version.artifact.digest, size=version.artifact.size,
-                            signature=version.signature or Signature((), ()), fetch=fetch, load=load)
+                            signature=version.signature or Signature((), ()),
+                            locator=locator_of(version.artifact.digest))
 
     def deploy(self, model_ref: str | ModelRef, *, name: str | None = None, runtime: str | None = None,
                batching: BatchingConfig | Mapping[str, Any] | None = None, replicas: int = 1,
-               options: Mapping[str, Any] | None = None, actor: str = "local") -> Deployment:
+               options: Mapping[str, Any] | None = None, principal: Principal | None = None,
+               actor: str | None = None) -> Deployment:
         """Deploy a version under ``name`` (default: the model name), or move an existing deployment to it.
 
-        Returns once the deployment answers predictions. On failure the previous deployment (if any) keeps
-        serving and its record is unchanged.
+        ``principal`` must be allowed ``deployments:create`` on ``deployments/<name>`` (:meth:`require`; default:
+        :attr:`local_principal`; ``actor`` is the deprecated way to name it), else
+        :class:`~modelyard.errors.Forbidden` and nothing happens but a ``denied`` audit entry.
+
+        The record is the desired state: it is written first (with its audit entry, in one transaction), then
+        this process's runtime converges to it, and every other serving process within its poll interval.
+        Returns once the deployment answers predictions here, with ``state="ready"``. When this process cannot
+        bring it up, a first deploy stays recorded as ``failed`` with the reason, a redeploy's record goes back
+        to the version that keeps serving (its message says what failed), and the error is raised. When the
+        registry write fails nothing serves the new version anywhere.
         """
-        version = self.resolve_for_deploy(model_ref)
-        name = check_name(name or version.model, field="name")
+        principal = self._acting(principal, actor)
+        ref = ModelRef.parse(model_ref) if isinstance(model_ref, str) else model_ref
+        name = check_name(name or ref.name, field="name")  # the version resolved below is of model ref.name
+        self.require(principal, "deployments:create", f"deployments/{name}")
+        version = self.resolve_for_deploy(ref)
         configured = self.config.one("runtime").provider.name
         if runtime is not None and runtime != configured:
             raise InvalidInput(f"runtime {runtime!r} is not the configured runtime ({configured!r})", field="runtime")
         if isinstance(batching, Mapping):
+            unknown = sorted(set(batching) - {f.name for f in attrs.fields(BatchingConfig)})
+            if unknown:
+                raise InvalidInput(f"batching: unknown field {unknown[0]!r}", field=f"batching.{unknown[0]}")
             try:
                 batching = BatchingConfig(**batching)
             except (TypeError, ValueError) as exc:
@@ -302,117 +345,249 @@ class Platform:
                     f"batching needs a dynamic first (batch) dimension, but input {t.name!r} of "
                     f"{version.model}:{version.number} has shape {list(t.shape)}; deploy without batching, or "
                     "export the model with a dynamic batch dimension", field="batching")
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-            raise InvalidInput(f"replicas: expected a positive integer, got {replicas!r}", field="replicas")
-        try:
-            previous = self.registry_backend.get_deployment(name)
-        except NotFound:
-            previous = None
-        deployment = Deployment(name=name, model=version.model, version=version.number, runtime=configured,
-                                requested_ref=str(model_ref), batching=batching, replicas=replicas,
-                                options=dict(options or {}), state="ready",
-                                created_at=previous.created_at if previous else utcnow())
-        started = time.perf_counter()
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+            raise InvalidInput(f"replicas: expected an integer from 1 to {MAX_REPLICAS}, got {replicas!r:.40}",
+                               field="replicas")
         details: dict[str, Any] = {"model": version.model, "version": version.number}
-        try:
-            self.runtime.deploy(deployment, self.bundle_source(version))
-            self.registry_backend.put_deployment(deployment)
-        except BaseException as exc:
-            self.audit("deployments:deploy", f"deployments/{name}", actor, outcome="error",
-                       error=f"{type(exc).__name__}: {exc}"[:500], **details)
-            raise
-        self.audit("deployments:deploy", f"deployments/{name}", actor, **details)
+        resource = f"deployments/{name}"
+        started = time.perf_counter()
+        with self.reconciler.lock(name):
+            try:
+                previous: Deployment | None = self.registry_backend.get_deployment(name)
+            except NotFound:
+                previous = None
+            wanted = Deployment(name=name, model=version.model, version=version.number, runtime=configured,
+                                requested_ref=str(model_ref), batching=batching, replicas=replicas,
+                                options=dict(options or {}), state="pending")
+            try:
+                record = self.registry_backend.put_deployment(
+                    wanted, audit=self._audit_event("deployments:create", resource, principal, details=details))
+            except BaseException as exc:
+                self.audit("deployments:create", resource, principal, outcome="error",
+                           error=f"{type(exc).__name__}: {exc}"[:500], **details)
+                self._notify_error("deploy", exc, deployment=wanted)
+                raise
+            try:
+                self.reconciler.converge(name, record, raise_errors=True, locked=True)
+            except BaseException as exc:
+                self._record_failed_deploy(record, previous, exc, principal, details)
+                raise
+            written = record
+            if self.registry_backend.set_deployment_state(name, written.generation, "ready"):
+                record = self.registry_backend.get_deployment(name)  # as stored: state and updated_at
+                if record.generation != written.generation:  # changed again meanwhile: answer for ours
+                    record = attrs.evolve(written, state="ready", message="")
+            else:
+                log.info("deployment changed while it was being deployed", deployment=name)
+                record = attrs.evolve(record, state="ready", message="")
         log.info("deployed", deployment=name, model=version.model, version=version.number,
-                 seconds=round(time.perf_counter() - started, 3))
-        self.hook.modelyard_after_deployment_changed(deployment=deployment,
-                                                     change="updated" if previous else "deployed")
-        return deployment
+                 generation=record.generation, seconds=round(time.perf_counter() - started, 3))
+        notify(self.hook, "modelyard_after_deployment_changed", deployment=record,
+               change="updated" if previous else "deployed")
+        return record
 
-    def undeploy(self, name: str, *, actor: str = "local") -> None:
-        """Take a deployment down and delete its record."""
-        deployment = self.registry_backend.get_deployment(check_name(name, field="name"))
+    def _record_failed_deploy(self, record: Deployment, previous: Deployment | None, exc: BaseException,
+                              principal: Principal, details: Mapping[str, Any]) -> None:
+        """A deploy failed here: record it, put back what keeps serving, tell observers ``failed``."""
+        message = f"{type(exc).__name__}: {exc}"[:1000]
+        audit = self._audit_event("deployments:create", f"deployments/{record.name}", principal, outcome="error",
+                                  details={**details, "error": message[:500]})
+        failed = attrs.evolve(record, state="failed", message=message)
         try:
-            self.runtime.undeploy(name)
-        except NotFound:
-            pass  # record without a live deployment (e.g. never restored): removing the record is the fix
-        self.registry_backend.delete_deployment(name)
-        self.audit("deployments:undeploy", f"deployments/{name}", actor)
-        self.hook.modelyard_after_deployment_changed(deployment=attrs.evolve(deployment, state="stopped"),
-                                                     change="undeployed")
+            if previous is not None and self.reconciler.applied(record.name) is not None:
+                # The previous version still serves here: it becomes the desired state again (a new
+                # generation, so processes that already moved on come back), saying what failed.
+                restored = attrs.evolve(previous, message=f"deploying {record.model}:{record.version} failed: "
+                                        f"{message}")
+                back = self.registry_backend.put_deployment(restored, audit=audit)
+                self.reconciler.converge(record.name, back, locked=True)
+            else:
+                self.registry_backend.set_deployment_state(record.name, record.generation, "failed", message,
+                                                           audit=audit)
+        except Exception:
+            log.error("could not record the failed deploy", deployment=record.name, exc_info=True)
+        self._notify_error("deploy", exc, deployment=failed)
+        notify(self.hook, "modelyard_after_deployment_changed", deployment=failed, change="failed")
 
-    def deployments(self) -> list[Deployment]:
-        """Every deployment record."""
+    def _notify_error(self, operation: str, exc: BaseException, **context: Any) -> None:
+        notify(self.hook, f"modelyard_on_{operation}_error", error=exc, **context)
+
+    def undeploy(self, name: str, *, principal: Principal | None = None, actor: str | None = None) -> None:
+        """Delete a deployment's record (with its audit entry), then take it down here; every other serving
+        process takes it down within its poll interval.
+
+        ``principal`` (default: :attr:`local_principal`) must be allowed ``deployments:delete`` on
+        ``deployments/<name>``, else :class:`~modelyard.errors.Forbidden` and nothing happens but a ``denied``
+        audit entry.
+        """
+        principal = self._acting(principal, actor)
+        name = check_name(name, field="name")
+        resource = f"deployments/{name}"
+        self.require(principal, "deployments:delete", resource)
+        with self.reconciler.lock(name):
+            deployment = self.registry_backend.get_deployment(name)
+            try:
+                self.registry_backend.delete_deployment(
+                    name, audit=self._audit_event("deployments:delete", resource, principal,
+                                                  details={"model": deployment.model, "version": deployment.version}))
+            except BaseException as exc:
+                if not isinstance(exc, NotFound):
+                    self.audit("deployments:delete", resource, principal, outcome="error",
+                               error=f"{type(exc).__name__}: {exc}"[:500])
+                self._notify_error("undeploy", exc, deployment=deployment)
+                raise
+            self.reconciler.converge(name, None, locked=True)
+        notify(self.hook, "modelyard_after_deployment_changed", deployment=attrs.evolve(deployment, state="stopped"),
+               change="undeployed")
+
+    def deployments(self, *, principal: Principal | None = None) -> list[Deployment]:
+        """Every deployment record (``deployments:read`` on ``deployments``)."""
+        self.require(self._acting(principal, None), "deployments:read", "deployments")
         return self.registry_backend.list_deployments()
 
-    def get_deployment(self, name: str) -> Deployment:
-        """One deployment record."""
-        return self.registry_backend.get_deployment(check_name(name, field="name"))
+    def get_deployment(self, name: str, *, principal: Principal | None = None) -> Deployment:
+        """One deployment record (``deployments:read`` on ``deployments/<name>``)."""
+        name = check_name(name, field="name")
+        self.require(self._acting(principal, None), "deployments:read", f"deployments/{name}")
+        return self.registry_backend.get_deployment(name)
+
+    def serving(self, name: str, *, principal: Principal | None = None) -> list[ServingState]:
+        """Per live serving process: which version of ``name`` it serves, of which generation, and its state
+        (``deployments:read`` on ``deployments/<name>``)."""
+        name = check_name(name, field="name")
+        self.require(self._acting(principal, None), "deployments:read", f"deployments/{name}")
+        return self.reconciler.reports(name)
 
     def restore_deployments(self) -> list[Deployment]:
-        """Bring back every deployment recorded as ready (server start); failures are logged and recorded."""
+        """Converge this process's runtime to every record (server start). A deployment that cannot be brought
+        up is recorded ``failed`` with the reason (and observers see ``failed``); the others still come up."""
         restored = []
-        for dep in self.registry_backend.list_deployments():
-            if dep.state != "ready" or self.runtime.ready(dep.name):
-                continue
+        for report in self.reconciler.converge_all(force=True):
             try:
-                version = self.registry.get_version(ModelRef(dep.model, version=dep.version))
-                self.runtime.deploy(dep, self.bundle_source(version))
-            except Exception as exc:
-                log.error("could not restore deployment", deployment=dep.name, error=str(exc))
-                self.hook.modelyard_after_deployment_changed(
-                    deployment=attrs.evolve(dep, state="failed", message=str(exc)), change="failed")
+                dep = self.registry_backend.get_deployment(report.deployment)
+            except NotFound:
                 continue
+            if report.state == "failed" and report.generation == dep.generation and report.version == dep.version:
+                if self.registry_backend.set_deployment_state(dep.name, dep.generation, "failed", report.message):
+                    dep = attrs.evolve(dep, state="failed", message=report.message)
+                notify(self.hook, "modelyard_after_deployment_changed", deployment=dep, change="failed")
+                continue
+            if dep.state != "ready":
+                self.registry_backend.set_deployment_state(dep.name, dep.generation, "ready")
+                dep = attrs.evolve(dep, state="ready", message="")
             restored.append(dep)
-            self.hook.modelyard_after_deployment_changed(deployment=dep, change="restored")
+            notify(self.hook, "modelyard_after_deployment_changed", deployment=dep, change="restored")
         return restored
 
-    def predict(self, deployment: str, inputs: Mapping[str, Any], *, principal: str = "local") -> dict[str, Any]:
-        """Predict synchronously: numpy (or array-like) in, numpy out."""
-        import numpy as np
+    def predict(self, deployment: str, inputs: Mapping[str, Any], *,
+                principal: Principal | None = None) -> dict[str, Any]:
+        """Predict synchronously: numpy (or array-like) in, numpy out — the outputs of :meth:`predict_full`.
 
-        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        Callable from any thread; see :meth:`predict_full` for how it runs.
+        """
+        outputs = self.predict_full(deployment, inputs, principal=principal).outputs
+        return outputs if type(outputs) is dict else dict(outputs)
+
+    def predict_full(self, deployment: str, inputs: Mapping[str, Any], *,
+                     principal: Principal | None = None) -> Prediction:
+        """Predict synchronously and return the whole :class:`~modelyard.types.Prediction`: outputs, the model and
+        version that answered, rows, and the time spent queueing and in the model.
+
+        The one sync facade over :meth:`apredict_full`: the calling thread drives an event loop of its own
+        (:class:`~modelyard.bridge.SyncBridge`, made on first use and closed with the platform), so there is no
+        thread hop and blocking callers share queues and batches with the server's. From a thread that already
+        runs an event loop the call is served by a helper thread while that loop waits — ``await`` instead.
+        """
+        if self._closed:
+            raise Unavailable("the platform is closed")
+        return self._sync_bridge().run(self.apredict_full, deployment, inputs, principal=principal)
+
+    async def apredict(self, deployment: str, inputs: Mapping[str, Any], *,
+                       principal: Principal | None = None) -> dict:
+        """Predict from async code: the outputs of :meth:`apredict_full`."""
+        outputs = (await self.apredict_full(deployment, inputs, principal=principal)).outputs
+        return outputs if type(outputs) is dict else dict(outputs)
+
+    async def apredict_full(self, deployment: str, inputs: Mapping[str, Any], *,
+                            principal: Principal | None = None) -> Prediction:
+        """Predict from async code (the server's path) and return the whole :class:`~modelyard.types.Prediction`.
+
+        One call into the runtime (which looks the deployment up once and checks ``inputs`` once, against the
+        version that runs them), then one ``modelyard_on_prediction`` event, delivered to each observer on its
+        own (:func:`modelyard.events.notify`), whatever the outcome. Raises what the runtime raises.
+
+        First, in memory, the one decision (``predict`` on ``deployments/<name>`` for ``principal``, default the
+        local principal) and the billing quota (:meth:`check_predict`): a denied or over-quota request raises
+        :class:`~modelyard.errors.Forbidden` / :class:`~modelyard.errors.QuotaExceeded` and emits no event.
+        """
+        principal = self.check_predict(principal, deployment)
         started = time.perf_counter()
-        ok = False
         try:
-            out = self.runtime.predict(deployment, arrays)
-            ok = True
-            return out
-        finally:
-            self._emit(deployment, arrays, started, ok, principal)
+            prediction = await self.runtime.predict(deployment, inputs)
+        except BaseException as exc:
+            self._emit(deployment, inputs, started, principal.id, None, exc)
+            raise
+        self._emit(deployment, inputs, started, principal.id, prediction, None)
+        return prediction
 
-    async def apredict(self, deployment: str, inputs: Mapping[str, Any], *, principal: str = "anonymous") -> dict:
-        """Predict from async code (the server's path)."""
-        started = time.perf_counter()
-        ok = False
-        try:
-            out = await self.runtime.apredict(deployment, inputs)
-            ok = True
-            return out
-        finally:
-            self._emit(deployment, inputs, started, ok, principal)
+    def _sync_bridge(self) -> SyncBridge:
+        """The platform's one sync bridge, made on first use; closed with the platform (before the runtime)."""
+        bridge = self.__dict__.get("_bridge")
+        if bridge is None:
+            mine = SyncBridge(name="modelyard-predict")
+            bridge = self.__dict__.setdefault("_bridge", mine)  # atomic: one bridge even when threads race
+            if bridge is mine:
+                self._built.append(bridge)  # closed in reverse order of creation: before every slot
+        return bridge
 
-    def _emit(self, deployment: str, inputs: Mapping[str, Any], started: float, ok: bool, principal: str) -> None:
-        first = next(iter(inputs.values()), None)
-        rows = int(first.shape[0]) if first is not None and getattr(first, "ndim", 0) > 0 else 1
-        try:
-            info = self.runtime.info(deployment)
-        except Exception:  # unknown deployment or a runtime without labels: the event still counts
-            info = None
-        event = PredictionEvent(deployment=deployment, model=info[0] if info else "", version=info[1] if info else 0,
-                                rows=rows, latency_s=time.perf_counter() - started, ok=ok, principal=principal,
-                                at=time.time())
-        try:
-            self.hook.modelyard_on_prediction(event=event)
-        except Exception:
-            log.error("prediction observer failed", deployment=deployment, exc_info=True)
+    @property
+    def loader(self) -> BundleLoader:
+        """Loads a :class:`~modelyard.hookspecs.runtime.BundleSource` in this process: fetch from this platform's
+        storage into its cache (re-hashing a cached copy), load with its builders. Runtimes get it as
+        ``ctx.services["loader"]``."""
+        loader = self.__dict__.get("_loader")
+        if loader is None:
+            from modelyard.loading import BundleLoader
+
+            loader = self.__dict__.setdefault("_loader", BundleLoader.from_platform(self))
+        return loader
+
+    def _emit(self, deployment: str, inputs: Mapping[str, Any], started: float, principal: str,
+              prediction: Prediction | None, error: BaseException | None) -> None:
+        # In memory only: one record, then each observer on its own; inputs/outputs by reference, for the call.
+        latency = time.perf_counter() - started
+        if prediction is not None:
+            event = PredictionEvent(deployment=deployment, model=prediction.model, version=prediction.version,
+                                    rows=prediction.rows, latency_s=latency, ok=True, principal=principal,
+                                    at=time.time(), inputs=inputs, outputs=prediction.outputs)
+        else:
+            first = next(iter(inputs.values()), None) if isinstance(inputs, Mapping) else None
+            shape = getattr(first, "shape", None)
+            event = PredictionEvent(deployment=deployment, model="", version=0,
+                                    rows=int(shape[0]) if shape else 1, latency_s=latency, ok=False,
+                                    principal=principal, error=str(error)[:500] if error is not None else None,
+                                    error_type=type(error).__name__ if error is not None else None,
+                                    at=time.time(), inputs=inputs)
+        notify(self.hook, "modelyard_on_prediction", event=event)
+        # The data references are for the observers' call only: an observer that buffers events (a summary
+        # every minute) must not pin every request's arrays until then.
+        object.__setattr__(event, "inputs", None)
+        object.__setattr__(event, "outputs", None)
 
     # ------------------------------------------------------------------------------------------- auth
-    def authorize(self, principal: Any, action: str, resource: str) -> bool:
-        """Decide whether ``principal`` may do ``action`` on ``resource``.
+    # The one decision point (DESIGN "One decision point"): every checked verb — registry, deployments, and the
+    # predict path through check_predict — decides here, whichever interface called it (HTTP, CLI, Python,
+    # scheduler). The server authenticates a request and hands its principal to the verb; it decides through
+    # require itself only for routes whose handler calls no checking verb, so each request is decided once.
+    def authorize(self, principal: Principal, action: str, resource: str) -> bool:
+        """Decide whether ``principal`` may do ``action`` on ``resource``; no side effects (see :meth:`require`).
 
-        The auth provider decides first; then every ``modelyard_authorize`` implementation may veto. Any
-        ``False`` wins, and an exception in any decision denies (fails closed, STYLE 11).
+        ``action`` must be in :attr:`actions` (else :class:`~modelyard.actions.UnknownAction`: a misspelt action
+        is a bug, not a deny). The auth provider decides first; then every ``modelyard_authorize``
+        implementation may veto. Any ``False`` wins, and an exception in any decision denies (fails closed,
+        STYLE 11). Cheap when the provider and hooks answer from memory: a dict lookup and the calls.
         """
+        self.actions.get(action)  # UnknownAction, naming the closest actions, for a name not in the catalogue
         try:
             if not self.auth.authorize(principal, action, resource):
                 return False
@@ -422,14 +597,52 @@ class Platform:
             return False
         return not any(v is False for v in votes)
 
-    # ------------------------------------------------------------------------------------------- misc
-    def audit(self, action: str, resource: str, actor: str, outcome: str = "ok", **details: Any) -> None:
-        """Record a mutating action in the registry's audit log; a failing write is logged, never raised."""
-        from modelyard.types import AuditEvent
+    def require(self, principal: Principal, action: str, resource: str) -> Principal:
+        """:meth:`authorize`, raising :class:`~modelyard.errors.Forbidden` (HTTP 403) on a deny; ``principal``
+        when allowed. A denied action that the catalogue audits is written to the audit log as ``denied``."""
+        if self.authorize(principal, action, resource):
+            return principal
+        if self.actions.get(action).audited:
+            self.audit(action, resource, principal, outcome="denied")
+        raise Forbidden(f"{principal.id!r} may not {action} on {resource}", action=action, resource=resource)
 
+    def check_predict(self, principal: Principal | None, deployment: str) -> Principal:
+        """The predict path's checks, in memory: ``predict`` on ``deployments/<deployment>`` (:meth:`require`;
+        ``predict`` is not audited, so a deny writes nothing), then the billing quota
+        (:meth:`~modelyard.hookspecs.billing.Meter.check_quota`, which raises
+        :class:`~modelyard.errors.QuotaExceeded`). Returns the principal acting (default:
+        :attr:`local_principal`)."""
+        principal = self.local_principal if principal is None else principal
+        self.require(principal, "predict", "deployments/" + deployment)
+        self.billing.check_quota(principal, deployment)
+        return principal
+
+    def _acting(self, principal: Principal | None, actor: str | None) -> Principal:
+        """Who acts: ``principal``, else the deprecated ``actor`` (the local principal under that id), else the
+        local principal."""
+        if actor is not None:
+            warnings.warn("actor= is deprecated: pass principal=Principal(id=...)", DeprecationWarning, stacklevel=3)
+            if principal is None:
+                return attrs.evolve(self.local_principal, id=actor)
+        return self.local_principal if principal is None else principal
+
+    # ------------------------------------------------------------------------------------------- misc
+    def _audit_event(self, action: str, resource: str, principal: Principal | str, *, outcome: str = "ok",
+                     details: Mapping[str, Any] | None = None) -> AuditEvent:
+        """The audit record of ``action``, which must be in the catalogue (:class:`~modelyard.actions.UnknownAction`
+        otherwise: audit and authorisation share one set of names)."""
+        self.actions.get(action)
+        return AuditEvent(action=action, resource=resource, outcome=outcome,  # type: ignore[arg-type]
+                          principal=principal if isinstance(principal, str) else principal.id,
+                          details=details or {})
+
+    def audit(self, action: str, resource: str, principal: Principal | str, outcome: str = "ok",
+              **details: Any) -> None:
+        """Record ``action`` (a catalogue name; :class:`~modelyard.actions.UnknownAction` otherwise) in the
+        registry's audit log; a failing write is logged, never raised."""
+        event = self._audit_event(action, resource, principal, outcome=outcome, details=details)
         try:
-            self.registry_backend.record_audit(AuditEvent(action=action, resource=resource, principal=actor,
-                                                          outcome=outcome, details=details))  # type: ignore[arg-type]
+            self.registry_backend.record_audit(event)
         except Exception:
             log.error("audit write failed", action=action, exc_info=True)
 
@@ -438,6 +651,8 @@ class Platform:
         if self._closed:
             return
         self._closed = True
+        close_builds(self)  # kill in-flight isolated builds
+        self.reconciler.stop()
         try:
             self.hook.modelyard_before_shutdown(platform=self)
         except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -17,9 +17,11 @@ import attrs
 import pluggy
 import structlog
 
+from modelyard.actions import Action, ActionEntry, Catalogue
 from modelyard.errors import PluginError
 from modelyard.hookspecs import SPEC_MODULES
 from modelyard.hookspecs.markers import PROJECT
+from modelyard.jobs import JobKind, JobKindEntry
 from modelyard.providers import SLOTS, Provider
 
 log = structlog.get_logger(__name__)
@@ -147,37 +149,76 @@ class ProviderEntry:
     distribution: str | None
 
 
+def _offered(pm: PluginManager, hooks: Iterable[str], record: type) -> Iterator[tuple[Any, str, str | None]]:
+    """Call every implementation of ``hooks`` on its own; yield (record, plugin, distribution) for each record.
+
+    One call per implementation (not ``pm.hook.x()``) so that a failure or a wrong record names its plugin.
+    """
+    for hook in hooks:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            dist = getattr(pm, "distributions", {}).get(plugin_name, (None, None))[0]
+            try:
+                records = list(impl.function() or ())
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}") from exc
+            for item in records:
+                if not isinstance(item, record):
+                    raise PluginError(f"plugin {plugin_name!r}: {hook} must yield {record.__name__} records, "
+                                      f"got {type(item).__name__}")
+                yield item, plugin_name, dist
+
+
+def _conflict(what: str, other_plugin: str, other_dist: str | None, plugin: str, dist: str | None) -> PluginError:
+    return PluginError(
+        f"Conflicting plugins found: {what} is offered by plugin {other_plugin!r} "
+        f"({other_dist or 'not from a distribution'}) and plugin {plugin!r} ({dist or 'not from a distribution'}); "
+        "uninstall or disable one of them (MODELYARD_DISABLE_PLUGINS or [platform] disable)"
+    )
+
+
 def collect_providers(pm: PluginManager) -> dict[str, dict[str, ProviderEntry]]:
     """Call every provider hook and index the results by slot and name.
 
-    Raises :class:`PluginError` for a record of the wrong type or two providers with one name, naming the
-    plugins and distributions that ship them (STYLE 9).
+    A slot's providers come from its hook and from the hook's deprecated former names (``Slot.hooks``; pluggy
+    warned when such a plugin was registered). Raises :class:`PluginError` for a record of the wrong type or two
+    providers with one name, naming the plugins and distributions that ship them (STYLE 9).
     """
     out: dict[str, dict[str, ProviderEntry]] = {}
     for slot in SLOTS.values():
         entries: dict[str, ProviderEntry] = {}
-        caller = getattr(pm.hook, slot.hook)
-        for impl in caller.get_hookimpls():
-            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            dist = pm.distributions.get(plugin_name, (None, None))[0]
-            try:
-                records = list(impl.function() or ())
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} failed in {slot.hook}: {type(exc).__name__}: {exc}") from exc
-            for record in records:
-                if not isinstance(record, slot.record):
-                    raise PluginError(
-                        f"plugin {plugin_name!r}: {slot.hook} must yield {slot.record.__name__} records, "
-                        f"got {type(record).__name__}"
-                    )
-                if record.name in entries:
-                    other = entries[record.name]
-                    raise PluginError(
-                        f"Conflicting plugins found: {slot.name} provider {record.name!r} is offered by plugin "
-                        f"{other.plugin!r} ({other.distribution or 'not from a distribution'}) and plugin "
-                        f"{plugin_name!r} ({dist or 'not from a distribution'}); uninstall or disable one of them "
-                        "(MODELYARD_DISABLE_PLUGINS or [platform] disable)"
-                    )
-                entries[record.name] = ProviderEntry(provider=record, plugin=plugin_name, distribution=dist)
+        for record, plugin_name, dist in _offered(pm, slot.hooks, slot.record):
+            if record.name in entries:
+                other = entries[record.name]
+                raise _conflict(f"{slot.name} provider {record.name!r}", other.plugin, other.distribution,
+                                plugin_name, dist)
+            entries[record.name] = ProviderEntry(provider=record, plugin=plugin_name, distribution=dist)
         out[slot.name] = dict(sorted(entries.items()))
     return out
+
+
+def collect_job_kinds(pm: PluginManager) -> dict[str, JobKindEntry]:
+    """Call ``modelyard_job_kinds`` on every plugin and index the kinds by name.
+
+    Raises :class:`PluginError` for a record that is not a :class:`~modelyard.jobs.JobKind` or two kinds with one
+    name, naming the plugins and distributions that ship them.
+    """
+    entries: dict[str, JobKindEntry] = {}
+    for kind, plugin_name, dist in _offered(pm, ("modelyard_job_kinds",), JobKind):
+        if kind.name in entries:
+            other = entries[kind.name]
+            raise _conflict(f"job kind {kind.name!r}", other.plugin, other.distribution, plugin_name, dist)
+        entries[kind.name] = JobKindEntry(kind=kind, plugin=plugin_name, distribution=dist)
+    return dict(sorted(entries.items()))
+
+
+def collect_actions(pm: PluginManager) -> Catalogue:
+    """The action catalogue: the core's actions plus every plugin's from ``modelyard_actions``.
+
+    Raises :class:`PluginError` for a record that is not an :class:`~modelyard.actions.Action` or two actions
+    with one name (a plugin's and the core's included), naming the plugins and distributions that offer them.
+    """
+    core = Catalogue.core().entries.values()
+    offered = (ActionEntry(action=action, plugin=plugin_name, distribution=dist)
+               for action, plugin_name, dist in _offered(pm, ("modelyard_actions",), Action))
+    return Catalogue.of([*core, *offered])

@@ -1,14 +1,21 @@
 """Provider records: what a plugin offers to fill a slot, and the table of slots.
 
-A plugin's provider hook (``modelyard_registries``, ``modelyard_runtimes``, …) yields one frozen record per
-provider: its name, a factory, the attrs class of its config section and what it needs installed. The core
+A plugin's provider hook (``modelyard_registry_backends``, ``modelyard_runtimes``, …) yields one frozen record
+per provider: its name, a factory, the attrs class of its config section and what it needs installed. The core
 validates each record at assembly (STYLE 9) and calls the factory with the typed config (STYLE 12).
+
+Provider hooks are named by one rule (STYLE 6): ``modelyard_`` and the plural, in snake case, of what the
+providers' factories return — the slot's Protocol (``Authenticator`` → ``modelyard_authenticators``,
+``ArtifactStore`` → ``modelyard_artifact_stores``). A slot whose services have no Protocol of their own (monitors,
+which implement event hooks) is named for its role. Hooks renamed to follow the rule keep their old name for one
+release (:attr:`Slot.deprecated_hooks`): pluggy warns when a plugin implements it, and providers are still
+collected from it.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +40,9 @@ class ProviderContext:
 
     ``platform`` is the Platform being assembled: slots are built in dependency order (secrets, registry,
     storage, builders, scheduler, runtime, monitors, auth, billing), so a factory may use the ones before its own.
+    ``services`` holds what the platform hands a slot besides that: the runtime and scheduler get
+    ``services["loader"]``, the :class:`~modelyard.hookspecs.runtime.Loader` that turns a plain ``BundleSource``
+    into a loaded model in this process.
     """
 
     slot: str
@@ -41,6 +51,7 @@ class ProviderContext:
     hook: Any  # pluggy.HookRelay — call other plugins' hooks
     platform: Platform
     plugin_manager: pluggy.PluginManager
+    services: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -141,8 +152,25 @@ class BillingProvider(Provider):
 
 
 @attrs.frozen(kw_only=True)
+class ConfigSection:
+    """A top-level config section a plugin adds, e.g. ``[server]``, validated against ``schema`` (attrs).
+
+    Yielded by ``modelyard_config_sections``.
+    """
+
+    name: str
+    schema: type
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class Slot:
-    """A role in the platform: which hook offers its providers, whether it takes many, and its default."""
+    """A role in the platform: which hook offers its providers, whether it takes many, and its default.
+
+    ``protocol`` is the ``module:Name`` of the Protocol the providers' factories return (None for monitors);
+    ``deprecated_hooks`` are former names of ``hook`` that still offer providers, with a DeprecationWarning, for
+    one release.
+    """
 
     name: str
     hook: str
@@ -150,6 +178,13 @@ class Slot:
     default: tuple[str, ...]
     description: str
     record: type[Provider]
+    protocol: str | None = None
+    deprecated_hooks: tuple[str, ...] = ()
+
+    @property
+    def hooks(self) -> tuple[str, ...]:
+        """The hook and its deprecated names: every hook whose implementations offer this slot's providers."""
+        return (self.hook, *self.deprecated_hooks)
 
 
 # Assembly order matters: each slot may use the ones listed before it.
@@ -157,22 +192,30 @@ SLOTS: dict[str, Slot] = {
     s.name: s
     for s in (
         Slot(name="secrets", hook="modelyard_secret_stores", many=False, default=("env",),
-             description="read secrets for ${secret:path#key}", record=SecretsProvider),
-        Slot(name="registry", hook="modelyard_registries", many=False, default=("sql",),
-             description="models, versions, aliases, deployments, audit records", record=RegistryProvider),
-        Slot(name="storage", hook="modelyard_storages", many=False, default=("fsspec",),
-             description="content-addressed artifacts", record=StorageProvider),
+             description="read secrets for ${secret:path#key}", record=SecretsProvider,
+             protocol="modelyard.hookspecs.secrets:SecretStore"),
+        Slot(name="registry", hook="modelyard_registry_backends", many=False, default=("sql",),
+             description="models, versions, aliases, deployments, audit records", record=RegistryProvider,
+             protocol="modelyard.hookspecs.registry:RegistryBackend", deprecated_hooks=("modelyard_registries",)),
+        Slot(name="storage", hook="modelyard_artifact_stores", many=False, default=("fsspec",),
+             description="content-addressed artifacts", record=StorageProvider,
+             protocol="modelyard.hookspecs.storage:ArtifactStore", deprecated_hooks=("modelyard_storages",)),
         Slot(name="builders", hook="modelyard_builders", many=True, default=(),
-             description="turn an upload into a validated bundle, one per flavor", record=BuilderProvider),
+             description="turn an upload into a validated bundle, one per flavor", record=BuilderProvider,
+             protocol="modelyard.hookspecs.builder:Builder"),
         Slot(name="scheduler", hook="modelyard_schedulers", many=False, default=("local",),
-             description="run jobs: build, batch predict, evaluate", record=SchedulerProvider),
+             description="run jobs: build, batch predict, evaluate", record=SchedulerProvider,
+             protocol="modelyard.hookspecs.scheduler:Scheduler"),
         Slot(name="runtime", hook="modelyard_runtimes", many=False, default=("local",),
-             description="deploy bundles and serve predictions", record=RuntimeProvider),
+             description="deploy bundles and serve predictions", record=RuntimeProvider,
+             protocol="modelyard.hookspecs.runtime:Runtime"),
         Slot(name="monitors", hook="modelyard_monitors", many=True, default=("log",),
              description="observe predictions and events", record=MonitorProvider),
-        Slot(name="auth", hook="modelyard_auth_providers", many=False, default=("anonymous",),
-             description="authenticate requests and authorise actions", record=AuthProvider),
-        Slot(name="billing", hook="modelyard_billing_providers", many=False, default=("none",),
-             description="meter usage and report it", record=BillingProvider),
+        Slot(name="auth", hook="modelyard_authenticators", many=False, default=("anonymous",),
+             description="authenticate requests and authorise actions", record=AuthProvider,
+             protocol="modelyard.hookspecs.auth:Authenticator", deprecated_hooks=("modelyard_auth_providers",)),
+        Slot(name="billing", hook="modelyard_meters", many=False, default=("none",),
+             description="meter usage and report it", record=BillingProvider,
+             protocol="modelyard.hookspecs.billing:Meter", deprecated_hooks=("modelyard_billing_providers",)),
     )
 }  # fmt: skip

@@ -8,7 +8,9 @@ fires ``modelyard_after_model_registered``. A failed registration leaves registr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from modelyard.errors import BuildError, InvalidInput
+from modelyard.errors import BuildError, InvalidInput, Unavailable
+from modelyard.events import notify
 from modelyard.hookspecs.builder import BuildOptions
 from modelyard.names import check_alias, check_name
 from modelyard.types import (
@@ -28,6 +31,7 @@ from modelyard.types import (
     ModelVersion,
     NewVersion,
     Page,
+    Principal,
     check_tags,
     check_version_number,
 )
@@ -39,7 +43,14 @@ log = structlog.get_logger(__name__)
 
 
 class ModelRegistry:
-    """Register, find, tag and alias model versions. Reads go straight to the backend."""
+    """Register, find, tag and alias model versions.
+
+    Every verb takes ``principal`` (default: the platform's ``local_principal``) and decides through
+    ``Platform.require`` before it does anything — ``models:read`` for reads, the verb's own action for writes —
+    so a denied call raises :class:`~modelyard.errors.Forbidden` and changes nothing (a denied write leaves one
+    ``denied`` audit entry). ``actor=`` is the deprecated way to name who acts. Reads then go straight to the
+    backend.
+    """
 
     def __init__(self, platform: Platform) -> None:
         self._platform = platform
@@ -63,25 +74,38 @@ class ModelRegistry:
         sample_input: Mapping[str, Any] | None = None,
         expected_output: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
-        actor: str = "local",
+        principal: Principal | None = None,
+        actor: str | None = None,
     ) -> ModelVersion:
         """Build ``source`` with the ``flavor`` builder and record it as the next version of ``name``.
 
         ``source`` is a local path, an fsspec URL (``s3://…``, ``https://…``) or, for flavors that accept it, an
-        in-memory model object. Raises :class:`~modelyard.errors.InvalidInput` for bad arguments and
-        :class:`~modelyard.errors.BuildError` when the bundle fails validation; nothing is recorded then.
+        in-memory model object. Raises :class:`~modelyard.errors.InvalidInput` for bad arguments (a URL the
+        server cannot read included), :class:`~modelyard.errors.BuildError` when the bundle fails validation and
+        :class:`~modelyard.errors.Unavailable` ("insufficient storage") when a disk or quota fills on the way;
+        nothing is recorded then. Decided as ``models:register`` on ``models/<name>``.
         """
-        with self._audited("models:register", f"models/{name}", actor, flavor=flavor) as details:
-            version, bundle = self._register(name, source, flavor=flavor, tags=tags, lineage=lineage, alias=alias,
-                                             description=description, sample_input=sample_input,
-                                             expected_output=expected_output, options=options)
-            details.update(resource=f"models/{name}/versions/{version.number}", digest=version.artifact.digest,
-                           pickle_loaded=bool(bundle.metadata.get("pickle_loaded")))
+        principal = self._platform._acting(principal, actor)
+        check_name(name)  # before deciding: an auth provider only ever sees resources made of valid names
+        self._platform.require(principal, "models:register", f"models/{name}")
+        try:
+            with self._audited("models:register", f"models/{name}", principal, flavor=flavor) as details, \
+                    _insufficient_storage():
+                version, bundle = self._register(name, source, flavor=flavor, tags=tags, lineage=lineage,
+                                                 alias=alias, description=description, sample_input=sample_input,
+                                                 expected_output=expected_output, options=options)
+                details.update(resource=f"models/{name}/versions/{version.number}",
+                               digest=version.artifact.digest,
+                               pickle_loaded=bool(bundle.metadata.get("pickle_loaded")))
+        except Exception as exc:
+            notify(self._platform.hook, "modelyard_on_registration_error", model=name, flavor=flavor, error=exc)
+            raise
         log.info("model registered", model=name, version=version.number, flavor=flavor,
                  digest=version.artifact.digest)
-        self._platform.hook.modelyard_after_model_registered(version=version)
+        # Observers run after the commit, each on its own: none can turn the registration into an error.
+        notify(self._platform.hook, "modelyard_after_model_registered", version=version)
         if alias is not None:
-            self._platform.hook.modelyard_after_alias_set(version=version, alias=alias)
+            notify(self._platform.hook, "modelyard_after_alias_set", version=version, alias=alias)
         return version
 
     def _register(self, name: str, source: Any, *, flavor: str, tags: Mapping[str, str] | None,
@@ -97,8 +121,11 @@ class ModelRegistry:
         work = Path(tempfile.mkdtemp(prefix="build-", dir=self._platform.tmp_dir))
         try:
             local = self._localise(source, work)
-            bundle = builder.build(
-                local,
+            # Within the platform's build limits: a file upload builds in a child process with a deadline.
+            from modelyard.isolation import run_build
+
+            bundle = run_build(
+                self._platform, builder, local,
                 options=BuildOptions(sample_input=_arrays(sample_input), expected_output=_arrays(expected_output),
                                      options=dict(options or {})),
                 workdir=work,
@@ -126,87 +153,124 @@ class ModelRegistry:
             shutil.rmtree(work, ignore_errors=True)
         return version, bundle
 
-    def set_alias(self, name: str, version: int, alias: str, *, actor: str = "local") -> ModelVersion:
-        """Point ``alias`` at ``version`` of ``name``, atomically moving it if it pointed elsewhere.
+    def set_alias(self, name: str, version: int, alias: str, *, principal: Principal | None = None,
+                  actor: str | None = None) -> ModelVersion:
+        """Point ``alias`` at ``version`` of ``name``, atomically moving it if it pointed elsewhere
+        (``models:alias`` on ``models/<name>/aliases/<alias>``).
 
         The argument order follows the CLI: ``modelyard models alias NAME VERSION ALIAS``.
         """
+        principal = self._platform._acting(principal, actor)
         check_name(name)
         check_alias(alias)
         number = check_version_number(version)
-        with self._audited("models:alias", f"models/{name}/aliases/{alias}", actor, version=number):
+        resource = f"models/{name}/aliases/{alias}"
+        self._platform.require(principal, "models:alias", resource)
+        with self._audited("models:alias", resource, principal, version=number):
             result = self.backend.set_alias(name, alias, number)
-        self._platform.hook.modelyard_after_alias_set(version=result, alias=alias)
+        notify(self._platform.hook, "modelyard_after_alias_set", version=result, alias=alias)
         return result
 
-    def delete_alias(self, name: str, alias: str, *, actor: str = "local") -> None:
-        """Remove an alias."""
+    def delete_alias(self, name: str, alias: str, *, principal: Principal | None = None,
+                     actor: str | None = None) -> None:
+        """Remove an alias (``models:unalias`` on ``models/<name>/aliases/<alias>``)."""
+        principal = self._platform._acting(principal, actor)
         check_name(name)
         check_alias(alias)
-        with self._audited("models:unalias", f"models/{name}/aliases/{alias}", actor):
+        resource = f"models/{name}/aliases/{alias}"
+        self._platform.require(principal, "models:unalias", resource)
+        with self._audited("models:unalias", resource, principal):
             self.backend.delete_alias(name, alias)
 
     def set_tags(self, name: str, tags: Mapping[str, str], *, version: int | None = None,
-                 remove: Iterable[str] = (), actor: str = "local") -> None:
-        """Set and remove tags on a model or, with ``version``, on one version."""
+                 remove: Iterable[str] = (), principal: Principal | None = None,
+                 actor: str | None = None) -> Model | ModelVersion:
+        """Set and remove tags on a model or, with ``version``, on one version; the updated model or version
+        (``models:tag`` on ``models/<name>`` or ``models/<name>/versions/<version>``)."""
+        principal = self._platform._acting(principal, actor)
         check_name(name)
         number = check_version_number(version) if version is not None else None
-        with self._audited("models:tag", f"models/{name}" + (f"/versions/{number}" if number else ""), actor):
+        resource = f"models/{name}" + (f"/versions/{number}" if number else "")
+        self._platform.require(principal, "models:tag", resource)
+        with self._audited("models:tag", resource, principal):
             self.backend.set_tags(name, check_tags(tags), number=number, remove=tuple(remove))
+        return self.backend.get_model(name) if number is None else self.backend.get_version(name, number)
 
     def create_model(self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None,
-                     actor: str = "local") -> Model:
-        """Create an empty model (registration creates it implicitly)."""
-        with self._audited("models:create", f"models/{name}", actor):
-            return self.backend.create_model(check_name(name), description=description, tags=check_tags(tags))
+                     principal: Principal | None = None, actor: str | None = None) -> Model:
+        """Create an empty model (registration creates it implicitly); ``models:create`` on ``models/<name>``."""
+        principal = self._platform._acting(principal, actor)
+        check_name(name)
+        self._platform.require(principal, "models:create", f"models/{name}")
+        with self._audited("models:create", f"models/{name}", principal):
+            return self.backend.create_model(name, description=description, tags=check_tags(tags))
 
     # ------------------------------------------------------------------------------------------- reads
-    def get_model(self, name: str) -> Model:
-        """One model with its aliases."""
-        return self.backend.get_model(check_name(name))
+    def get_model(self, name: str, *, principal: Principal | None = None) -> Model:
+        """One model with its aliases (``models:read`` on ``models/<name>``)."""
+        self._read(principal, f"models/{check_name(name)}")
+        return self.backend.get_model(name)
 
     def list_models(self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None,
-                    alias: str | None = None, offset: int = 0, limit: int = 100) -> Page[Model]:
-        """Models by name, filtered by prefix, tags and alias."""
+                    alias: str | None = None, offset: int = 0, limit: int = 100,
+                    principal: Principal | None = None) -> Page[Model]:
+        """Models by name, filtered by prefix, tags and alias (``models:read`` on ``models``)."""
+        self._read(principal, "models")
         return self.backend.list_models(prefix=prefix, tags=tags, alias=alias, offset=_offset(offset),
                                         limit=_limit(limit))
 
-    def list_versions(self, name: str, *, offset: int = 0, limit: int = 100) -> Page[ModelVersion]:
-        """Versions of ``name``, newest first."""
-        return self.backend.list_versions(check_name(name), offset=_offset(offset), limit=_limit(limit))
+    def list_versions(self, name: str, *, offset: int = 0, limit: int = 100,
+                      principal: Principal | None = None) -> Page[ModelVersion]:
+        """Versions of ``name``, newest first (``models:read`` on ``models/<name>``)."""
+        self._read(principal, f"models/{check_name(name)}")
+        return self.backend.list_versions(name, offset=_offset(offset), limit=_limit(limit))
 
     def search(self, *, prefix: str | None = None, tags: Mapping[str, str] | None = None, alias: str | None = None,
-               flavor: str | None = None, offset: int = 0, limit: int = 100) -> Page[ModelVersion]:
-        """Versions across models by name prefix, version tags, alias and flavor."""
+               flavor: str | None = None, offset: int = 0, limit: int = 100,
+               principal: Principal | None = None) -> Page[ModelVersion]:
+        """Versions across models by name prefix, version tags, alias and flavor (``models:read`` on
+        ``models``)."""
+        self._read(principal, "models")
         return self.backend.search_versions(prefix=prefix, tags=tags, alias=alias, flavor=flavor,
                                             offset=_offset(offset), limit=_limit(limit))
 
-    def get_version(self, ref: str | ModelRef, version: int | None = None) -> ModelVersion:
-        """Resolve ``name``, ``name:3``, ``name@production`` (or ``name`` plus ``version``) to a version."""
+    def get_version(self, ref: str | ModelRef, version: int | None = None, *,
+                    principal: Principal | None = None) -> ModelVersion:
+        """Resolve ``name``, ``name:3``, ``name@production`` (or ``name`` plus ``version``) to a version
+        (``models:read`` on ``models/<name>``)."""
         if isinstance(ref, str):
             ref = ModelRef.parse(ref)
         if version is not None:
             ref = ModelRef(ref.name, version=check_version_number(version))
+        self._read(principal, f"models/{check_name(ref.name)}")
         return self.backend.resolve(ref)
 
     resolve = get_version
 
     # ------------------------------------------------------------------------------------------- helpers
-    def _localise(self, source: Any, work: Path) -> Any:
-        if isinstance(source, str) and "://" in source and not source.startswith("file://"):
-            import fsspec
+    def _read(self, principal: Principal | None, resource: str) -> None:
+        platform = self._platform
+        platform.require(platform.local_principal if principal is None else principal, "models:read", resource)
 
-            dest = work / "upload" / Path(source.rstrip("/")).name
-            dest.parent.mkdir(parents=True)
-            fs, path = fsspec.core.url_to_fs(source)
-            try:
-                fs.get(path, str(dest), recursive=fs.isdir(path))
-            except FileNotFoundError:
-                raise InvalidInput(f"source {source!r} does not exist", field="source") from None
-            return dest
+    def _localise(self, source: Any, work: Path) -> Any:
+        """A local path for ``source`` (an in-memory model as it is): a URL is downloaded into ``work`` first.
+
+        Whatever is wrong with the source is the caller's :class:`InvalidInput` naming ``source``: a path or URL
+        that does not exist, an unknown URL scheme, a scheme whose fsspec package is not installed (naming it), a
+        host that cannot be reached (connecting times out after :data:`REMOTE_CONNECT_TIMEOUT_S`, a stalled
+        transfer after :data:`REMOTE_READ_TIMEOUT_S`). A full disk here is not the caller's: it stays an OSError.
+        """
+        if isinstance(source, str) and "://" in source and not source.startswith("file://"):
+            return _download(source, work)
         if isinstance(source, str | os.PathLike):
-            path = Path(str(source).removeprefix("file://")).expanduser()
-            if not path.exists():
+            try:
+                path = Path(str(source).removeprefix("file://")).expanduser()
+                exists = path.exists()
+            except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, an unknown ~user
+                if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                    raise
+                raise InvalidInput(f"source {str(source)!r:.200} is not a usable path: {exc}", field="source") from None
+            if not exists:
                 raise InvalidInput(f"source {str(source)!r} does not exist", field="source")
             return path
         return source
@@ -219,7 +283,8 @@ class ModelRegistry:
             log.warning("could not remove orphan artifact", digest=digest, exc_info=True)
 
     @contextlib.contextmanager
-    def _audited(self, action: str, resource: str, actor: str, **details: Any) -> Iterator[dict[str, Any]]:
+    def _audited(self, action: str, resource: str, principal: Principal,
+                 **details: Any) -> Iterator[dict[str, Any]]:
         """Audit the enclosed action with its outcome — ``ok``, or ``error`` with the error — and re-raise.
 
         The block may add to the yielded details (e.g. the version number once known); a ``resource`` entry
@@ -229,11 +294,88 @@ class ModelRegistry:
             yield details
         except BaseException as exc:
             resource = details.pop("resource", resource)
-            self._platform.audit(action, resource, actor, outcome="error",
+            self._platform.audit(action, resource, principal, outcome="error",
                                  error=f"{type(exc).__name__}: {exc}"[:500], **details)
             raise
         resource = details.pop("resource", resource)
-        self._platform.audit(action, resource, actor, **details)
+        self._platform.audit(action, resource, principal, **details)
+
+
+#: How long connecting to the host of a registration URL may take, and how long a transfer may stall (a large model
+#: may take as long as it needs, as long as bytes keep coming).
+REMOTE_CONNECT_TIMEOUT_S = 10.0
+REMOTE_READ_TIMEOUT_S = 60.0
+#: errno values meaning "no space left": the disk (ENOSPC) or the user's quota (EDQUOT).
+NO_SPACE = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+#: What to install for a URL scheme whose fsspec implementation is missing, where modelyard has an extra for it.
+_EXTRAS = {"s3": "pip install 'modelyard[s3]'", "s3a": "pip install 'modelyard[s3]'"}
+
+
+@contextlib.contextmanager
+def _insufficient_storage() -> Iterator[None]:
+    """A full disk or quota anywhere in a registration (download, build, storage) is Unavailable, not a bug."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise Unavailable(f"insufficient storage: {exc.strerror or 'no space left'} while registering the model; "
+                          "free space (or raise the quota) and try again") from exc
+
+
+def _timeouts(protocol: str) -> dict[str, Any]:
+    """fsspec options bounding how long a host that does not answer can hold a registration."""
+    if protocol in ("http", "https"):
+        try:
+            import aiohttp
+        except ImportError:  # fsspec's own ImportError names the package
+            return {}
+        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(
+            total=None, sock_connect=REMOTE_CONNECT_TIMEOUT_S, sock_read=REMOTE_READ_TIMEOUT_S)}}
+    if protocol in ("s3", "s3a"):
+        return {"config_kwargs": {"connect_timeout": REMOTE_CONNECT_TIMEOUT_S, "read_timeout": REMOTE_READ_TIMEOUT_S,
+                                  "retries": {"max_attempts": 2}}}
+    return {}
+
+
+def _download(source: str, work: Path) -> Path:
+    """Copy the file or directory at the fsspec URL ``source`` into ``work``; InvalidInput for every way it fails
+    but a full local disk."""
+    import fsspec
+
+    protocol = source.partition("://")[0].lower()
+    try:
+        fs, path = fsspec.core.url_to_fs(source, **_timeouts(protocol))
+    except ImportError as exc:
+        hint = _EXTRAS.get(protocol)
+        raise InvalidInput(f"source {source!r}: reading {protocol}:// URLs needs a package that is not installed: "
+                           f"{exc}" + (f" ({hint})" if hint else ""), field="source") from None
+    except (ValueError, TypeError) as exc:
+        if protocol not in fsspec.available_protocols():
+            raise InvalidInput(f"source {source!r}: unknown URL scheme {protocol + '://'!r}; use a local file, "
+                               "an upload, or a scheme fsspec knows (s3://, gs://, https://, …)",
+                               field="source") from None
+        raise InvalidInput(f"source {source!r} is not a valid {protocol}:// URL: {exc}", field="source") from None
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", source.rstrip("/").rpartition("/")[2]).lstrip(".") or "download"
+    dest = work / "upload" / name[-100:]
+    dest.parent.mkdir(parents=True)
+    try:
+        # http(s) has no directories worth asking for, and asking would fetch the whole body once more.
+        recursive = False if protocol in ("http", "https") else fs.isdir(path)
+        fs.get(path, str(dest), recursive=recursive)
+    except FileNotFoundError:
+        raise InvalidInput(f"source {source!r} does not exist", field="source") from None
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise
+        raise InvalidInput(f"source {source!r} could not be read: {type(exc).__name__}: {exc}",
+                           field="source") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # the client library's own errors (aiohttp, botocore, …): the URL is the caller's
+        raise InvalidInput(f"source {source!r} could not be read: {type(exc).__name__}: {exc}",
+                           field="source") from None
+    return dest
 
 
 def _arrays(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -1,66 +1,58 @@
-"""JSON forms of the domain records — one mapping shared by the server, the client and the CLI's ``--json``.
+"""The JSON forms the server's handlers answer with, by record — each a one-liner over :mod:`modelyard.converter`.
 
-Serialisation lives outside the domain classes (STYLE 13): the server answers with these dicts and the CLI prints
-the same dicts whether it acts on an embedded platform or on a server, so both modes show the same output.
+Every record has exactly one JSON form, :func:`modelyard.converter.to_json`; the functions here stay for the
+server's handlers until they return typed schemas, plus :func:`plugins_json`, which reports on a plugin manager
+rather than converting a record. The client and the CLI use the converter directly.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from modelyard.hookspecs.scheduler import Job
-from modelyard.types import AuditEvent, Deployment, Model, ModelVersion, Page
-
-
-def _ts(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from modelyard.converter import to_json
+from modelyard.types import AuditEvent, Deployment, Job, Model, ModelVersion, Page, ServingState
 
 
 def model_json(m: Model) -> dict[str, Any]:
     """A model: name, description, tags, latest version, aliases (alias → version number), timestamps."""
-    return {"name": m.name, "description": m.description, "tags": dict(m.tags), "latest_version": m.latest_version,
-            "aliases": dict(m.aliases), "created_at": _ts(m.created_at), "updated_at": _ts(m.updated_at)}
+    return to_json(m)
 
 
 def version_json(v: ModelVersion) -> dict[str, Any]:
     """A version with its bundle facts: flavor, artifact digest and size, signature, requirements, lineage."""
-    return {"model": v.model, "version": v.number, "flavor": v.flavor,
-            "artifact": {"digest": v.artifact.digest, "size": v.artifact.size, "uri": v.artifact.uri},
-            "signature": v.signature.to_dict() if v.signature else None, "requirements": list(v.requirements),
-            "tags": dict(v.tags), "lineage": v.lineage.to_dict(), "aliases": list(v.aliases),
-            "metadata": dict(v.metadata), "description": v.description, "created_at": _ts(v.created_at)}
+    return to_json(v)
 
 
 def deployment_json(d: Deployment) -> dict[str, Any]:
     """A deployment record."""
-    return {"name": d.name, "model": d.model, "version": d.version, "runtime": d.runtime,
-            "requested_ref": d.requested_ref,
-            "batching": ({"max_batch_size": d.batching.max_batch_size, "max_wait_ms": d.batching.max_wait_ms,
-                          "wait_when_idle": d.batching.wait_when_idle}
-                         if d.batching else None),
-            "replicas": d.replicas, "options": dict(d.options), "state": d.state, "message": d.message,
-            "created_at": _ts(d.created_at), "updated_at": _ts(d.updated_at)}
+    return to_json(d)
+
+
+def serving_json(s: ServingState, record: Deployment | None = None) -> dict[str, Any]:
+    """One serving process's report; ``converged`` compares it with the record (when given)."""
+    converged = {} if record is None else {"converged": s.state == "ready" and s.generation == record.generation
+                                                        and s.version == record.version}
+    return {**to_json(s), **converged}
 
 
 def audit_json(e: AuditEvent) -> dict[str, Any]:
     """An audit event."""
-    return {"at": _ts(e.at), "principal": e.principal, "action": e.action, "resource": e.resource,
-            "outcome": e.outcome, "source": e.source, "details": dict(e.details)}
+    return to_json(e)
 
 
 def job_json(j: Job) -> dict[str, Any]:
-    """A job record."""
-    return {"id": j.id, "kind": j.kind, "state": j.state, "params": dict(j.params),
-            "result": dict(j.result) if j.result is not None else None, "error": j.error, "attempts": j.attempts,
-            "created_at": _ts(j.created_at), "updated_at": _ts(j.updated_at)}
+    """A job record (the form :func:`modelyard.jobs.job_to_json` persists)."""
+    return to_json(j)
 
 
-def page_json(page: Page[Any], item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """A page: ``{"items": [...], "total", "offset", "next_offset"}``."""
-    return {"items": [item(i) for i in page.items], "total": page.total, "offset": page.offset,
-            "next_offset": page.next_offset}
+def page_json(page: Page[Any], item: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A page: ``{"items": [...], "total", "offset", "next_offset"}``.
+
+    ``item`` is accepted for the existing calls (``page_json(page, model_json)``) and not needed: every record
+    has one JSON form.
+    """
+    return to_json(page)
 
 
 def plugins_json(pm: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ and the server maps them to JSON at the edges.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -14,8 +15,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
+from modelyard.datatypes import DATATYPES
 from modelyard.errors import InvalidInput
-from modelyard.names import check_alias, check_name, check_tag
+from modelyard.names import check_alias, check_name, check_tag, is_unicode
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ def utcnow() -> dt.datetime:
 
 
 # --------------------------------------------------------------------------------------------- references
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>[^:@]+)|@(?P<alias>[^:@]+))?$")
+_REF = re.compile(r"(?P<name>[^:@]+)(?::(?P<version>[^:@]+)|@(?P<alias>[^:@]+))?")
 
 
 @attrs.frozen
@@ -55,19 +57,21 @@ class ModelRef:
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         """Parse ``NAME[:VERSION|@ALIAS]``; ``name:latest`` means the newest version."""
-        m = _REF.match(text.strip()) if isinstance(text, str) else None
+        m = _REF.fullmatch(text.strip()) if isinstance(text, str) else None
         if not m:
             raise InvalidInput(f"model reference {text!r}: expected NAME, NAME:VERSION or NAME@ALIAS", field="model")
         name = check_name(m["name"], field="model")
         if m["version"] is not None:
             if m["version"] == "latest":
                 return cls(name)
-            if not m["version"].isdigit() or not 1 <= int(m["version"]) <= MAX_INT:
+            number = _decimal(m["version"])
+            if not 1 <= number <= MAX_INT:
                 raise InvalidInput(
-                    f"model reference {text!r}: version must be a positive integer, got {m['version']!r}",
+                    f"model reference {text!r}: version must be a positive integer in ASCII digits, got "
+                    f"{m['version']!r}",
                     field="version",
                 )
-            return cls(name, version=int(m["version"]))
+            return cls(name, version=number)
         if m["alias"] is not None:
             return cls(name, alias=check_alias(m["alias"]))
         return cls(name)
@@ -81,8 +85,7 @@ class ModelRef:
 
 
 # --------------------------------------------------------------------------------------------- tensors
-DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-             "FP16", "FP32", "FP64", "BYTES")  # fmt: skip
+# DATATYPES (re-exported here) is modelyard.datatypes' table: one definition for the records, codec and builders.
 
 
 @attrs.frozen
@@ -100,7 +103,12 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["name"], data["datatype"], tuple([int(d) for d in data["shape"]]))
+        shape = data["shape"]
+        if isinstance(shape, str | bytes) or not all(type(d) is int and -1 <= d < 2**31 for d in shape):
+            raise ValueError(f"shape {shape!r:.80}: expected a list of integers (-1 for a dynamic dimension)")
+        if len(shape) > 64:
+            raise ValueError(f"shape has {len(shape)} dimensions; at most 64 are allowed")
+        return cls(data["name"], data["datatype"], tuple(shape))
 
 
 @attrs.frozen
@@ -151,24 +159,28 @@ class Lineage:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Lineage:
-        """Build from a loose mapping (CLI ``--lineage k=v``, JSON); unknown keys land in ``extra``."""
+        """Build from a loose mapping (CLI ``--lineage k=v``, JSON); unknown keys land in ``extra``.
+
+        Every value is a string (no lone surrogates), except ``datasets``/``dataset`` (a string or a list of
+        strings) and ``parent_version`` (a positive integer, or its ASCII digits); anything else raises
+        :class:`InvalidInput` naming ``lineage.<key>``.
+        """
         data = dict(data or {})
-        datasets = data.pop("datasets", ()) or ()
-        if isinstance(datasets, str):
-            datasets = [datasets]
-        if "dataset" in data:
-            ds = data.pop("dataset")
-            datasets = [*datasets, *([ds] if isinstance(ds, str) else ds)]
+        for key, value in data.items():
+            if not isinstance(key, str) or not is_unicode(key):
+                raise InvalidInput(f"lineage key {key!r}: expected a string", field="lineage")
+            if key in ("datasets", "dataset", "parent_version") or value is None:
+                continue
+            if not isinstance(value, str) or not is_unicode(value):
+                raise InvalidInput(f"lineage {key}: expected a string, got {_json_kind(value)}",
+                                   field=f"lineage.{key}")
+        datasets = [*_strings(data.pop("datasets", None), "datasets"), *_strings(data.pop("dataset", None), "dataset")]
         parent = data.pop("parent_version", None)
         if parent is not None:
-            try:
-                parent = int(parent)
-            except (TypeError, ValueError):
-                raise InvalidInput(f"lineage parent_version: expected an integer, got {parent!r}",
-                                   field="lineage.parent_version") from None
-        extra = {str(k): str(v) for k, v in data.items() if k not in ("source_run", "code_ref")}
-        return cls(source_run=data.get("source_run"), datasets=tuple([str(d) for d in datasets]),
-                   code_ref=data.get("code_ref"), parent_version=parent, extra=extra)
+            parent = check_version_number(parent, field="lineage.parent_version")
+        extra = {k: v for k, v in data.items() if k not in ("source_run", "code_ref") and v is not None}
+        return cls(source_run=data.get("source_run"), datasets=tuple(datasets), code_ref=data.get("code_ref"),
+                   parent_version=parent, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; empty fields left out."""
@@ -252,12 +264,30 @@ class Page(Generic[T]):
 DeploymentState = Literal["pending", "ready", "failed", "stopped"]
 
 
+#: Upper bounds of the batching fields: a batch larger than this or a wait longer than 10 s is a mistake (and a
+#: hostile ``max_wait_ms: 1e300`` would hold every request forever).
+MAX_BATCH_SIZE = 65536
+MAX_WAIT_MS = 10_000.0
+#: The most replicas a deployment may ask for (``replicas: 2**64`` must be a clear error, not an overflow).
+MAX_REPLICAS = 1024
+
+
+def _bounded_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}: expected an integer from {low} to {high}, got {value!r:.40}")
+
+
+def _bounded_float(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:  # NaN fails too
+        raise ValueError(f"{name}: expected a number from {low:g} to {high:g}, got {value!r:.40}")
+
+
 @attrs.frozen(kw_only=True)
 class BatchingConfig:
     """Dynamic batching for one deployment: merge concurrent requests into calls of up to ``max_batch_size`` rows."""
 
-    max_batch_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
-    max_wait_ms: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))
+    max_batch_size: int = attrs.field(default=32, validator=lambda _i, a, v: _bounded_int(a.name, v, 1, MAX_BATCH_SIZE))
+    max_wait_ms: float = attrs.field(default=2.0, validator=lambda _i, a, v: _bounded_float(a.name, v, 0, MAX_WAIT_MS))
     #: Hold a batch for max_wait_ms even when the model is idle (default: an idle model takes requests at once).
     wait_when_idle: bool = False
 
@@ -276,8 +306,31 @@ class Deployment:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     state: DeploymentState = "pending"
     message: str = ""
+    #: Bumped by the registry each time the desired state (version, batching, replicas, options) is written;
+    #: serving processes report the generation they converged to.
+    generation: int = 0
     created_at: dt.datetime = attrs.field(factory=utcnow)
     updated_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen(kw_only=True)
+class ServingState:
+    """What one serving process reports for one deployment: the version it serves and whether it converged.
+
+    ``state`` is ``ready`` (serving ``version`` of ``generation``), ``failed`` (the last attempt to converge
+    failed: ``message`` says why), or ``stopped``. ``seen_at`` is the process's last heartbeat.
+    """
+
+    process: str
+    deployment: str
+    host: str = ""
+    pid: int = 0
+    model: str = ""
+    version: int = 0
+    generation: int = 0
+    state: DeploymentState = "ready"
+    message: str = ""
+    seen_at: dt.datetime = attrs.field(factory=utcnow)
 
 
 # --------------------------------------------------------------------------------------------- audit
@@ -305,12 +358,27 @@ class Principal:
 
 
 ANONYMOUS = Principal(id="anonymous", roles=("admin",))
+#: Who acts when a Platform verb is called in process (Python, the embedded CLI, a job) without a principal: the
+#: platform's default ``local_principal``.
+LOCAL = Principal(id="local", roles=("admin",))
 
 
 # --------------------------------------------------------------------------------------------- events
 @attrs.frozen(kw_only=True)
 class PredictionEvent:
-    """One prediction served; given to monitors and billing on the hot path — record and return."""
+    """One prediction served (or failed); given to monitors and billing on the hot path — record and return.
+
+    ``model`` and ``version`` are those that answered (from the runtime's :class:`Prediction`); a request that
+    failed has ``ok=False``, ``error_type`` (the exception's class name) and ``error`` (its message), and
+    ``model=""``/``version=0`` since no version answered. ``latency_s`` is measured around the whole runtime call.
+
+    ``inputs`` and ``outputs`` are *references*, not copies: the very mappings the caller passed and the runtime
+    returned (``outputs`` is None on failure), for observers that look at the data (drift, request logs). They
+    are shared with the caller and, under batching, the arrays may be views into one batch's buffers: observers
+    must not mutate them. They are valid during the observer call only — the platform sets both to None once
+    every observer has returned, so that an observer keeping events in a buffer does not keep every request's
+    arrays alive; copy (or reduce to statistics) what you need beyond the call.
+    """
 
     deployment: str
     model: str
@@ -320,7 +388,11 @@ class PredictionEvent:
     ok: bool
     principal: str = "anonymous"
     error: str | None = None
+    error_type: str | None = None
     at: float = 0.0  # time.time(); a float because building datetimes per request costs
+    # Not compared and not shown: arrays have no truth value, and a repr would print whole tensors.
+    inputs: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    outputs: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -337,19 +409,166 @@ MAX_INT = 2**63 - 1
 
 
 def check_version_number(value: object, *, field: str = "version") -> int:
-    """A version number: a positive integer (at most a signed 64-bit integer)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """A version number: a positive integer (at most a signed 64-bit integer), or its ASCII decimal digits as a
+    string (``"3"``, from a URL or the CLI) — no sign, space, underscore or other Unicode digit (``int()`` takes
+    them all)."""
+    if isinstance(value, str):
+        number = _decimal(value)
+    elif isinstance(value, bool):
+        number = 0
+    else:
         try:
-            value = int(str(value))
-        except ValueError:
-            value = 0
-    if not 1 <= value <= MAX_INT:
-        raise InvalidInput(f"{field}: expected a positive integer up to {MAX_INT}", field=field)
-    return value
+            number = operator.index(value)  # type: ignore[arg-type]  # ints and numpy ints; not floats
+        except TypeError:
+            number = 0
+    if not 1 <= number <= MAX_INT:
+        raise InvalidInput(f"{field}: expected a positive integer up to {MAX_INT} in ASCII digits, got "
+                           f"{value!r:.40}", field=field)
+    return number
+
+
+def _decimal(text: str) -> int:
+    """``text`` as a non-negative integer when it is 1-19 ASCII digits, else -1."""
+    return int(text) if _DECIMAL.fullmatch(text) else -1
+
+
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def _json_kind(value: object) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), "a string with a lone surrogate" if isinstance(value, str) else type(value).__name__)
+
+
+def _strings(value: object, key: str) -> list[str]:
+    """``datasets``/``dataset`` of a lineage: None, a string or a list of strings."""
+    if value is None or value == "":
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(v, str) and is_unicode(v) for v in items):
+        raise InvalidInput(f"lineage {key}: expected a string or a list of strings, got {_json_kind(value)}",
+                           field=f"lineage.{key}")
+    return list(items)
 
 
 __all__ = [
-    "ANONYMOUS", "DATATYPES", "ArtifactRef", "AuditEvent", "BatchingConfig", "Deployment", "Lineage", "Model",
-    "ModelRef", "ModelVersion", "NewVersion", "Page", "PredictionEvent", "Principal", "Signature", "TensorSpec",
+    "ANONYMOUS", "DATATYPES", "LOCAL", "ArtifactRef", "AuditEvent", "BatchingConfig", "Deployment", "Lineage", "Model",
+    "ModelRef", "ModelVersion", "NewVersion", "Page", "PredictionEvent", "Principal", "ServingState", "Signature",
+    "TensorSpec",
     "check_alias", "check_name", "check_tags", "check_version_number", "utcnow",
 ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- jobs
+#: How deep JSON params and results may nest: bounded work for whatever a request sends.
+MAX_JSON_DEPTH = 32
+
+
+def check_json(value: object, *, field: str, _depth: int = 0) -> Any:
+    """``value`` as plain JSON data (dicts with string keys, lists, strings, finite numbers, booleans, None).
+
+    Tuples become lists and number subclasses plain numbers, so the result survives ``json.dumps``/``json.loads``
+    unchanged. Anything else raises :class:`~modelyard.errors.InvalidInput` naming the offending path, e.g.
+    ``params.paths[2]``.
+    """
+    if _depth > MAX_JSON_DEPTH:
+        raise InvalidInput(f"{field}: nested deeper than {MAX_JSON_DEPTH} levels", field=field)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if value != value or abs(value) == float("inf"):  # NaN is the one value unequal to itself
+            raise InvalidInput(f"{field}: {value!r} has no JSON form (NaN and infinities are not JSON)", field=field)
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{field}: key {key!r:.40} is not a string (JSON object keys are strings)",
+                                   field=field)
+            out[key] = check_json(item, field=f"{field}.{key}", _depth=_depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [check_json(item, field=f"{field}[{i}]", _depth=_depth + 1) for i, item in enumerate(value)]
+    raise InvalidInput(f"{field}: a {type(value).__name__} is not JSON-serialisable; expected an object, a list, "
+                       "a string, a number, a boolean or null", field=field)
+
+
+def _json_object(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field}: expected a JSON object, got a {type(value).__name__}", field=field)
+    return MappingProxyType(check_json(value, field=field))
+
+
+def _job_params(value: object) -> Mapping[str, Any]:
+    return _json_object(value, "params")
+
+
+def _job_result(value: object) -> Mapping[str, Any] | None:
+    return None if value is None else _json_object(value, "result")
+
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+#: The states a job ends in and never leaves.
+FINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """One unit of background work: a job kind, its JSON params, and where the work stands.
+
+    A job is plain data so that it can be stored, resumed after a crash and shipped to another process, where
+    the kind is looked up by name again (DESIGN "plain data across processes"): ``kind`` names a
+    :class:`~modelyard.jobs.JobKind` offered through ``modelyard_job_kinds``; ``params`` and ``result`` are JSON
+    objects (checked when the record is made). ``attempts`` counts the runs started, ``retries`` how many further
+    attempts a failure may take; ``error`` is the last failure (``"ValueError: bad data"``). ``started_at`` is
+    when the first attempt started and ``finished_at`` when the job reached a final state. ``modelyard.jobs``
+    converts it to and from JSON.
+    """
+
+    id: str
+    kind: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_job_params)
+    state: JobState = "queued"
+    attempts: int = 0
+    retries: int = 0
+    error: str | None = None
+    result: Mapping[str, Any] | None = attrs.field(default=None, converter=_job_result)
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+    updated_at: dt.datetime = attrs.field(factory=utcnow)
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the job reached a final state (succeeded, failed or cancelled)."""
+        return self.state in FINAL_JOB_STATES
+
+
+__all__ += ["FINAL_JOB_STATES", "MAX_JSON_DEPTH", "Job", "JobState", "check_json"]
+
+
+# --------------------------------------------------------------------------------------------- predictions
+@attrs.frozen(kw_only=True, eq=False)
+class Prediction:
+    """What one ``Runtime.predict`` call did: the outputs, and which version computed them, how.
+
+    ``outputs`` maps output names to numpy arrays (batch on axis 0; under batching, views into the batch's
+    arrays). ``model`` and ``version`` are those that answered — a runtime that splits traffic or runs
+    elsewhere says which one it was. ``rows`` is the request's batch size. ``model_s`` is the model call that
+    answered it (shared by every request of a batch); ``queue_s`` the rest of the time the runtime held the
+    request (waiting for a slot or a batch, thread hops). Compared by identity: arrays have no equality.
+    """
+
+    outputs: Mapping[str, Any]
+    model: str
+    version: int
+    rows: int
+    queue_s: float = 0.0
+    model_s: float = 0.0
+
+
+__all__ += ["Prediction"]

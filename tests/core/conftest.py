@@ -128,13 +128,13 @@ class CoreFakes:
         yield SecretsProvider(name="env", factory=lambda _c, _ctx: FakeEnvSecrets(), description="fake env secrets")
 
     @hookimpl
-    def modelyard_registries(self):
+    def modelyard_registry_backends(self):
         """Offer ``sql``."""
         yield RegistryProvider(name="sql", factory=_built, config_schema=FakeRegistryConfig,
                                description="fake registry")
 
     @hookimpl
-    def modelyard_storages(self):
+    def modelyard_artifact_stores(self):
         """Offer ``fsspec``."""
         yield StorageProvider(name="fsspec", factory=_built, config_schema=FakeStorageConfig,
                               description="fake storage")
@@ -162,12 +162,12 @@ class CoreFakes:
         yield MonitorProvider(name="log", factory=_built, config_schema=FakeLogMonitorConfig)
 
     @hookimpl
-    def modelyard_auth_providers(self):
+    def modelyard_authenticators(self):
         """Offer ``anonymous``."""
         yield AuthProvider(name="anonymous", factory=_built)
 
     @hookimpl
-    def modelyard_billing_providers(self):
+    def modelyard_meters(self):
         """Offer ``none``."""
         yield BillingProvider(name="none", factory=_built)
 

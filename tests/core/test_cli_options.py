@@ -1,6 +1,7 @@
 """CLI options and outputs that cut across commands, on the real embedded stack: ``-c/--config`` after the
-command, ``--json`` errors, version tags vs model tags (``models search``, ``--model-tag``), the message for a
-disabled provider plugin, ``MODELYARD_TRACE_PLUGINS``, the ``init`` template and the import cost of ``--help``."""
+command, ``--json`` errors and version tags vs model tags (``models search``, ``--model-tag``) — those two
+embedded and against a server — the message for a disabled provider plugin, ``MODELYARD_TRACE_PLUGINS``, the
+``init`` template and the import cost of ``--help``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cli_modes import Cli, cli_in_both_modes  # noqa: F401  (the fixture "cli": embedded and --server)
 from modelyard.cli import EXIT_FAILED, EXIT_USAGE, build_app
 from modelyard.cli.config import template_text
 from modelyard.plugins import get_plugin_manager
@@ -92,8 +94,8 @@ def _error(result) -> dict:
     return document["error"]
 
 
-def test_json_errors_go_to_stdout_with_the_same_exit_codes(run, tmp_path):
-    (tmp_path / "modelyard.toml").write_text(template_text())
+def test_json_errors_go_to_stdout_with_the_same_exit_codes(cli: Cli):
+    run = cli
     lost = run("models", "show", "nope", "--json", code=EXIT_FAILED)
     assert _error(lost) == {"type": "NotFound", "message": "model 'nope' does not exist", "status": 404}
     assert lost.stderr.splitlines()[-1] == "error: model 'nope' does not exist"
@@ -130,9 +132,8 @@ def test_json_config_errors_list_every_issue_with_what_was_given(run, tmp_path):
 
 
 # ------------------------------------------------------------------------------- version and model tags
-def test_version_tags_are_searched_and_model_tags_are_listed(run, tmp_path, tiny_models):
-    one, two = tiny_models
-    (tmp_path / "modelyard.toml").write_text(template_text())
+def test_version_tags_are_searched_and_model_tags_are_listed(cli: Cli, tiny_models):
+    run, one, two = cli, *tiny_models
     run("models", "register", "churn", str(one.path), "--flavor", "onnx", "--tag", "team=growth",
         "--model-tag", "owner=ana", "--alias", "production")
     run("models", "register", "churn", str(two.path), "--flavor", "onnx", "--tag", "team=risk")

@@ -7,32 +7,20 @@ before any work."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import signal
-import subprocess
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_modes import Cli, cli_in_both_modes  # noqa: F401  (the fixture "cli": embedded and --server)
 from hypothesis import given
 from hypothesis import strategies as st
-from modelyard.cli import EXIT_FAILED, EXIT_USAGE, build_app
-from modelyard.cli.config import template_text
+from modelyard.cli import EXIT_FAILED, EXIT_USAGE
 from modelyard.cli.models import build_options, read_tensors
 from modelyard.errors import InvalidInput
-from typer.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELYARD = ROOT / ".venv" / "bin" / "modelyard"
 SPEC = [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
 
 
 class Script:
@@ -133,23 +121,7 @@ def test_tensor_values_in_every_form(tmp_path: Path) -> None:
         read(f"@{tmp_path / 'a.npy'}", f"@{tmp_path / 'both.npz'}")
 
 
-# ------------------------------------------------------------------------------------------------ embedded
-@pytest.fixture
-def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Invoke the CLI in an initialised, empty project directory."""
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0):
-        result = runner.invoke(build_app(), list(args), env={"MODELYARD_SERVER": None})
-        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-        return result
-
-    invoke("init")
-    return invoke
-
-
-def _flow(run, script: Script, **server: str) -> None:
+def _flow(run: Cli, script: Script) -> None:
     """The same commands whatever ``run`` talks to."""
     spec = json.dumps(SPEC)
     # Without input types the build is refused (the builder's own message, exit 1) and nothing is recorded.
@@ -186,44 +158,5 @@ def _flow(run, script: Script, **server: str) -> None:
     assert json.loads(run("models", "show", "lin", "--json").stdout)["versions"]["total"] == 1
 
 
-def test_embedded(embedded, script: Script) -> None:
-    _flow(embedded, script)
-
-
-# ------------------------------------------------------------------------------------------------ --server
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``modelyard -c <project>/modelyard.toml serve --dev --port 0`` in a subprocess; yields its URL."""
-    project = tmp_path_factory.mktemp("served-options")
-    (project / "modelyard.toml").write_text(template_text())
-    log = (project / "server.log").open("w")
-    proc = subprocess.Popen([str(MODELYARD), "-c", str(project / "modelyard.toml"), "serve", "--dev", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=project, env=_env())
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    try:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            pytest.fail("the server did not announce itself: " + (project / "server.log").read_text())
-        assert line.startswith("modelyard serving on http://127.0.0.1:"), line
-        yield line.split()[3]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def test_against_a_server(server_url: str, script: Script) -> None:
-    runner = CliRunner()
-
-    def remote(*args: str, code: int = 0):
-        result = runner.invoke(build_app(), ["--server", server_url, *args], env={"MODELYARD_SERVER": None})
-        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-        return result
-
-    _flow(remote, script)
+def test_embedded_and_against_a_server(cli: Cli, script: Script) -> None:
+    _flow(cli, script)

@@ -4,25 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
-import signal
 import subprocess
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_modes import MODELYARD, clean_env, serving
 from modelyard.cli import EXIT_FAILED, EXIT_USAGE, build_app
 from modelyard.cli.config import template_text
 from typer.testing import CliRunner
-
-ROOT = Path(__file__).resolve().parents[2]
-MODELYARD = ROOT / ".venv" / "bin" / "modelyard"
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
 
 
 @pytest.fixture(scope="module")
@@ -30,27 +19,8 @@ def server(tmp_path_factory):
     """``modelyard -c <project>/modelyard.toml serve --dev --port 0`` in a subprocess; yields (url, project)."""
     project = tmp_path_factory.mktemp("served")
     (project / "modelyard.toml").write_text(template_text())
-    log = (project / "server.log").open("w")
-    proc = subprocess.Popen([str(MODELYARD), "-c", str(project / "modelyard.toml"), "serve", "--dev", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=project, env=_env())
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    try:
-        line = lines.get(timeout=120)
-    except queue.Empty:
-        proc.kill()
-        pytest.fail("the server did not announce itself: " + (project / "server.log").read_text())
-    assert line.startswith("modelyard serving on http://127.0.0.1:"), line
-    url = line.split()[3]
-    try:
+    with serving(project / "modelyard.toml") as url:
         yield url, project
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture
@@ -131,7 +101,7 @@ def test_server_chosen_by_environment_and_unreachable_server(server):
     assert "items" in json.loads(result.stdout)
 
     proc = subprocess.run([str(MODELYARD), "models", "show", "nope"], capture_output=True, text=True, timeout=120,
-                          env={**_env(), "MODELYARD_SERVER": url})
+                          env=clean_env(MODELYARD_SERVER=url))
     assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.startswith("error: ")
 
     down = runner.invoke(build_app(), ["--server", "http://127.0.0.1:9", "models", "list"])

@@ -18,9 +18,8 @@ from modelyard import hookimpl
 from modelyard.cli import build_app
 from modelyard.config import load_raw
 from modelyard.errors import ConfigError
-from modelyard.hookspecs.server import ConfigSection
 from modelyard.platform import resolve_config
-from modelyard.providers import SLOTS
+from modelyard.providers import SLOTS, ConfigSection
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,13 +297,31 @@ def _fields(schema: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in attrs.fields(schema)}
 
 
+def _passes(field: Any, value: Any) -> bool:
+    try:
+        field.validator(None, field, value)
+    except Exception:
+        return False
+    return True
+
+
+def _validated(field: Any, tp: Any, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Values of ``strategy`` the field's attrs validator accepts (ranges, mostly): small numbers are drawn
+    often enough that a range such as 1..256 is hit without filtering too much."""
+    if field.validator is None:
+        return strategy
+    small = {int: st.integers(0, 300), float: st.floats(0, 300)}.get(tp)
+    return (st.one_of(small, strategy) if small is not None else strategy).filter(lambda v: _passes(field, v))
+
+
 @st.composite
 def _options(draw, schema: type) -> dict[str, Any]:
     out = {}
+    fields = {f.name: f for f in attrs.fields(schema)}
     for name, tp in _fields(schema).items():
         strategy = _strategy(tp)
         if strategy is not None and draw(st.booleans()):
-            out[name] = draw(strategy)
+            out[name] = draw(_validated(fields[name], tp, strategy))
     return out
 
 
@@ -322,6 +339,8 @@ def valid_configs(draw, providers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if draw(st.booleans()):
         config["platform"] = draw(_options(__import__("modelyard.config", fromlist=["PlatformConfig"]).PlatformConfig))
         config["platform"].pop("disable", None)  # disabling is about plugin managers, not validation
+        if "data_dir" in config["platform"]:  # must be creatable: a folder inside the test's own directory
+            config["platform"]["data_dir"] = "data-" + config["platform"]["data_dir"].replace("/", "-")
     for slot in SLOTS.values():
         available = providers.get(slot.name) or {}
         if not available or not draw(st.booleans()):
@@ -378,7 +397,8 @@ def _expected_config(schema: type, given: dict[str, Any]) -> dict[str, Any]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_property_valid_configs_validate_and_round_trip(data, fake_pm_factory, tmp_path):
+def test_property_valid_configs_validate_and_round_trip(data, fake_pm_factory, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a drawn data_dir is relative to here, and must be creatable
     pm = fake_pm_factory()
     providers = _providers(pm)
     config = data.draw(valid_configs(providers))
@@ -441,7 +461,8 @@ def _inject(draw, config: dict[str, Any], site: str, providers: dict[str, dict[s
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_property_k_injected_errors_give_exactly_k_issues(data, fake_pm_factory):
+def test_property_k_injected_errors_give_exactly_k_issues(data, fake_pm_factory, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     pm = fake_pm_factory()
     providers = _providers(pm)
     single = [s.name for s in SLOTS.values() if not s.many and providers.get(s.name)]

@@ -1,5 +1,6 @@
 """The plugin manager: a fresh one per test (STYLE 4, 17), conflicts named by distribution (STYLE 9), disabling by
-name (STYLE 3), broken third-party plugins as warnings unless used (STYLE 10), hook tracing (STYLE 16)."""
+name (STYLE 3), broken third-party plugins as warnings unless used (STYLE 10), hook tracing (STYLE 16), renamed
+provider hooks that still work for one release, and job kinds collected by name."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import typer
 from modelyard import hookimpl
 from modelyard.cli import build_app
 from modelyard.errors import ConfigError, PluginError
+from modelyard.jobs import JobKind
 from modelyard.platform import resolve_config
 from modelyard.plugins import (
     ESSENTIAL,
     PluginLoadWarning,
+    collect_job_kinds,
     collect_providers,
     disabled_from_env,
     get_plugin_manager,
 )
-from modelyard.providers import RuntimeProvider, StorageProvider
+from modelyard.providers import SLOTS, Provider, RuntimeProvider, Slot, StorageProvider
 from pluggy import PluginValidationError
 from typer.testing import CliRunner
 
@@ -98,17 +101,113 @@ def test_wrong_record_type_is_a_plugin_error():
 def test_failing_provider_hook_names_the_plugin():
     class Failing:
         @hookimpl
-        def modelyard_storages(self):
+        def modelyard_artifact_stores(self):
             raise RuntimeError("boom")
 
     pm = get_plugin_manager(load_entrypoints=False, plugins=[("failing", Failing())])
-    with pytest.raises(PluginError, match="plugin 'failing' failed in modelyard_storages: RuntimeError: boom"):
+    with pytest.raises(PluginError, match="plugin 'failing' failed in modelyard_artifact_stores: RuntimeError: boom"):
         collect_providers(pm)
 
 
 def test_provider_names_are_validated():
     with pytest.raises(ValueError, match="provider name"):
         RuntimeProvider(name="Not A Name", factory=lambda config, ctx: None)
+
+
+# --------------------------------------------------------------------------------------------- renamed hooks
+#: The provider hooks renamed to follow the naming rule (STYLE 6), old → new; the old names work for one release.
+RENAMED = {
+    "modelyard_registries": "modelyard_registry_backends",
+    "modelyard_storages": "modelyard_artifact_stores",
+    "modelyard_auth_providers": "modelyard_authenticators",
+    "modelyard_billing_providers": "modelyard_meters",
+}
+
+
+def test_the_slots_declare_the_renames():
+    assert {old: s.hook for s in SLOTS.values() for old in s.deprecated_hooks} == RENAMED
+
+
+def _offering(hook: str, provider: Provider) -> object:
+    """A test plugin implementing ``hook`` with one provider."""
+    plugin = type("Offers", (), {hook: hookimpl(lambda self: [provider])})
+    return plugin()
+
+
+def _record(slot: Slot, name: str) -> Provider:
+    return slot.record(name=name, factory=lambda config, ctx: None)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_an_old_provider_hook_still_works_and_warns(old, new):
+    slot = next(s for s in SLOTS.values() if s.hook == new)
+    with pytest.warns(DeprecationWarning, match=rf"the hook {old} is deprecated .* implement {new} instead") as caught:
+        pm = get_plugin_manager(load_entrypoints=False, plugins=[("legacy", _offering(old, _record(slot, "legacy")))])
+    assert caught[0].filename == __file__  # pluggy points at the implementation, not at modelyard
+    entry = collect_providers(pm)[slot.name]["legacy"]
+    assert (entry.plugin, entry.provider.slot) == ("legacy", slot.name)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_a_new_provider_hook_does_not_warn_and_clashes_with_the_old(old, new):
+    slot = next(s for s in SLOTS.values() if s.hook == new)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pm = get_plugin_manager(load_entrypoints=False, plugins=[("current", _offering(new, _record(slot, "x")))])
+    assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert list(collect_providers(pm)[slot.name]) == ["x"]
+
+    with pytest.warns(DeprecationWarning):
+        pm.register(_offering(old, _record(slot, "x")), name="legacy")
+    with pytest.raises(PluginError, match=rf"{slot.name} provider 'x' is offered by plugin 'current' .* and plugin "
+                                          r"'legacy'"):
+        collect_providers(pm)
+
+
+def test_first_party_plugins_implement_no_deprecated_hook():
+    pm = get_plugin_manager()  # discovery: the built-in plugins, through their entry points
+    builtin = [(name, plugin) for name, plugin in pm.list_name_plugin()
+               if pm.distributions.get(name, (None,))[0] == "modelyard"]
+    assert {"sql", "fsspec", "basics", "local"} <= {name for name, _ in builtin}
+    deprecated = {(name, caller.name) for name, plugin in builtin for caller in pm.get_hookcallers(plugin) or ()
+                  if caller.spec is not None and caller.spec.opts.get("warn_on_impl") is not None}
+    assert deprecated == set()
+
+
+# --------------------------------------------------------------------------------------------- job kinds
+def _kinds(*names: str) -> object:
+    class Kinds:
+        @hookimpl
+        def modelyard_job_kinds(self):
+            return [JobKind(name=n, run=lambda params, ctx: None) for n in names]
+
+    return Kinds()
+
+
+def test_job_kinds_are_collected_by_name_with_their_plugin():
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("b", _kinds("zeta")), ("a", _kinds("alpha", "acme.x"))])
+    kinds = collect_job_kinds(pm)
+    assert list(kinds) == ["acme.x", "alpha", "zeta"]
+    assert (kinds["zeta"].plugin, kinds["alpha"].plugin, kinds["zeta"].distribution) == ("b", "a", None)
+
+
+def test_two_plugins_offering_one_job_kind_are_named():
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("one", _kinds("train")), ("two", _kinds("train"))])
+    with pytest.raises(PluginError, match=r"Conflicting plugins found: job kind 'train' is offered by plugin 'one' "
+                                          r"\(not from a distribution\) and plugin 'two'"):
+        collect_job_kinds(pm)
+
+
+def test_a_job_kind_hook_yielding_something_else_is_named():
+    class Confused:
+        @hookimpl
+        def modelyard_job_kinds(self):
+            yield RuntimeProvider(name="oops", factory=lambda config, ctx: None)
+
+    pm = get_plugin_manager(load_entrypoints=False, plugins=[("confused", Confused())])
+    with pytest.raises(PluginError, match="plugin 'confused': modelyard_job_kinds must yield JobKind records, "
+                                          "got RuntimeProvider"):
+        collect_job_kinds(pm)
 
 
 def test_unknown_hook_is_rejected_at_assembly():

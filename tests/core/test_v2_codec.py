@@ -602,6 +602,64 @@ MALFORMED = {
         "x",
         "binary data truncated: binary_data_size 9 but only 5 bytes remain",
     ),
+    # hardening: nothing in a request makes the decoder raise anything but a CodecError
+    "bad utf8 in bytes data after NaN": (
+        b'{"parameters": {"n": NaN}, "inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", '
+        b'"data": ["\xff"]}]}',
+        b"",
+        400,
+        None,
+        "not valid JSON",
+    ),
+    "fp32 1e400": (b'{"inputs": [' + json.dumps(tensor(shape=[2])).encode()[:-1] + b', "data": [1, 1e400]}]}',
+                   b"", 400, "x", "out of range for FP32"),
+    "fp64 1e400": (b'{"inputs": [' + json.dumps(tensor(shape=[1], datatype="FP64")).encode()[:-1]
+                   + b', "data": [-1e400]}]}', b"", 400, "x", "out of range for FP64"),
+    "fp64 1e400 nested": (b'{"inputs": [' + json.dumps(tensor(shape=[1, 1], datatype="FP64")).encode()[:-1]
+                          + b', "data": [[1e400]]}]}', b"", 400, "x", "out of range for FP64"),
+    "fp32 huge int": (b'{"inputs": [' + json.dumps(tensor(shape=[1])).encode()[:-1] + b', "data": [1'
+                      + b"0" * 400 + b']}]}', b"", 400, "x", "out of range for FP32"),
+    "fp32 beyond fp32": ({"inputs": [tensor(shape=[2], data=[1.0, 1e39])]}, b"", 400, "x", "out of range for FP32"),
+    "1e400 with NaN": (b'{"inputs": [' + json.dumps(tensor(shape=[2])).encode()[:-1]
+                       + b', "data": [NaN, 1e400]}]}', b"", 400, None, "out of range: 1e400"),
+    "1e400 in parameters": (b'{"parameters": {"p": 1e400}, "inputs": []}', b"", 400, None, "out of range"),
+    "int8 range": ({"inputs": [tensor(shape=[1], datatype="INT8", data=[128])]}, b"", 400, "x",
+                   "out of range for INT8"),
+    "int16 range": ({"inputs": [tensor(shape=[1], datatype="INT16", data=[-32769])]}, b"", 400, "x",
+                    "out of range for INT16"),
+    "uint32 range": ({"inputs": [tensor(shape=[1], datatype="UINT32", data=[2**32])]}, b"", 400, "x",
+                     "out of range for UINT32"),
+    "uint64 range": ({"inputs": [tensor(shape=[1], datatype="UINT64", data=[2**64])]}, b"", 400, "x",
+                     "out of range for UINT64"),
+    "int64 huge": ({"inputs": [tensor(shape=[1], datatype="INT64", data=[10**30])]}, b"", 400, "x",
+                   "out of range for INT64"),
+    "65 dims": ({"inputs": [tensor(shape=[1] * 65, data=[1])]}, b"", 422, "x", "65 dimensions; at most 64"),
+    "shape product overflows": ({"inputs": [tensor(shape=[2**40, 2**40, 2**40], data=[1])]}, b"", 422, "x",
+                                "more elements than an array can hold"),
+    "huge dim": ({"inputs": [tensor(shape=[2**70], data=[1])]}, b"", 422, "x", "more elements"),
+    "huge dims of nothing": ({"inputs": [tensor(shape=[2**62, 2**62, 0], data=[])]}, b"", 422, "x",
+                             "dimensions too large"),
+    "huge binary shape": ({"inputs": [bin_tensor(shape=[2**62, 2**62], size=24)]}, F32x6, 422, "x",
+                          "more elements"),
+    "negative dim in binary": ({"inputs": [bin_tensor(shape=[-6], size=24)]}, F32x6, 422, "x", "negative"),
+    "lone surrogate in name": (b'{"inputs": [{"name": "\\ud800", "shape": [1], "datatype": "FP32", '
+                               b'"data": [1]}]}', b"", 400, None, "'inputs[0].name' is not valid Unicode"),
+    "lone low surrogate in name": (b'{"inputs": [{"name": "a\\udfffb", "shape": [1], "datatype": "FP32", '
+                                   b'"data": [1]}]}', b"", 400, None, "'inputs[0].name' is not valid Unicode"),
+    "lone surrogate in id": (b'{"id": "\\ud800", "inputs": []}', b"", 400, None, "'id' is not valid Unicode"),
+    "lone surrogate in output name": (b'{"inputs": [], "outputs": [{"name": "\\udbff"}]}', b"", 400, None,
+                                      "'outputs[0].name' is not valid Unicode"),
+    "lone surrogate in a key": (b'{"inputs": [], "parameters": {"\\ud800": 1}}', b"", 400, None,
+                                "a key of 'parameters' is not valid Unicode"),
+    "lone surrogate in bytes data": (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", '
+                                     b'"data": ["\\ud800"]}]}', b"", 400, None, "'inputs[0].data[0]'"),
+    "deep data": (b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": ' + b"[" * 1000
+                  + b"1" + b"]" * 1000 + b"}]}", b"", 400, None, "more than 64 levels deep"),
+    "deep parameters": (b'{"parameters": {"p": ' + b'{"a": ' * 1000 + b"1" + b"}" * 1000 + b'}, "inputs": []}',
+                        b"", 400, None, "more than 64 levels deep"),
+    "deep unclosed": (b'{"inputs": ' + b"[" * 100_000, b"", 400, None, "more than 64 levels deep"),
+    "deep outputs": (b'{"inputs": [], "outputs": [{"name": "o", "parameters": ' + b"[" * 70 + b"]" * 70 + b"}]}",
+                     b"", 400, None, "more than 64 levels deep"),
 }
 
 
@@ -626,17 +684,81 @@ def test_binary_data_without_header_length_is_truncated():
     assert "binary_data_size 24 but only 0 bytes remain" in err.detail
 
 
-@pytest.mark.parametrize("header_length", [-1, 10_000, "abc"])
+@pytest.mark.parametrize(
+    "header_length",
+    [-1, 10_000, "abc", "15", "+14", "-0", " 14", "14 ", "1_4", "\uff11\uff14", "\u0661\u0664", "14\n", "",
+     "0x0e", "1e1", True, 14.0, b"14", "9" * 25],
+    ids=repr,
+)
 def test_bad_header_length(header_length):
+    # Plain ASCII decimal digits, within the body: int() would take a sign, spaces, underscores, other digits.
     err = raises(b'{"inputs": []}', header_length)
     assert (err.status, err.input) == (400, None)
     assert HL in err.detail
+
+
+@pytest.mark.parametrize("header_length", [14, "14", "014"])
+def test_good_header_length(header_length):
+    assert v2.decode_request(b'{"inputs": []}', header_length=header_length).inputs == []
 
 
 def test_header_length_cuts_json():
     body, n = body_of({"inputs": [bin_tensor()]}, F32x6)
     err = raises(body, n - 1)  # header ends early: not valid JSON
     assert err.status == 400
+
+
+def test_nesting_at_the_limit_is_accepted():
+    # data nested 61 deep plus the envelope ({ inputs [ { data) is 64 levels: exactly MAX_JSON_DEPTH.
+    shape = [1] * 61
+    data = b"[" * 61 + b"7" + b"]" * 61
+    body = b'{"inputs": [{"name": "x", "shape": ' + json.dumps(shape).encode() + b', "datatype": "INT32", "data": '
+    req = v2.decode_request(body + data + b"}]}")
+    assert req.inputs[0].data.shape == tuple(shape) and req.inputs[0].data.item() == 7
+    err = raises(body + b"[" + data + b"]" + b"}]}")
+    assert "more than 64 levels deep" in err.detail
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    assert v2.json_depth(b'{"a": ["[[[[", {"b": "}}}\\"[["}]}') == 3
+    assert v2.json_depth(b"") == 0
+    assert not v2.json_too_deep(b'{"name": "' + b"[" * 500 + b'"}')
+    assert v2.json_too_deep(b"[" * 65 + b"]" * 65)
+    assert not v2.json_too_deep(b"[" * 64 + b"]" * 64)
+    # a name full of brackets is a legal name
+    name = "[" * 100
+    body = json.dumps({"inputs": [tensor(name, [1], data=[1])]}).encode()
+    assert v2.decode_request(body).inputs[0].name == name
+
+
+def test_fp_inputs_keep_infinities_and_nan():
+    # Triton's literals are deliberate: only numbers the datatype cannot hold are refused.
+    body = b'{"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [NaN, Infinity, -Infinity]}]}'
+    data = v2.decode_request(body).inputs[0].data
+    assert np.isnan(data[0]) and data[1] == np.inf and data[2] == -np.inf
+
+
+def test_valid_surrogate_pairs_are_text():
+    body = b'{"id": "\\ud83d\\ude00", "parameters": {"n": NaN}, "inputs": []}'  # lenient path (NaN)
+    assert v2.decode_request(body).id == "\U0001F600"
+    assert v2.decode_request(b'{"id": "\\ud83d\\ude00", "inputs": []}').id == "\U0001F600"
+
+
+def test_utf16_json_is_not_sniffed():
+    # json.loads(bytes) would detect UTF-16; the wire format is UTF-8.
+    err = raises('{"inputs": [], "x": NaN}'.encode("utf-16"))
+    assert "not valid JSON" in err.detail
+
+
+def test_one_datatype_table():
+    from modelyard import bundles, datatypes, types
+
+    assert v2.DATATYPES is datatypes.DATATYPES and types.DATATYPES is datatypes.DATATYPES
+    for name in datatypes.DATATYPES:
+        assert bundles.numpy_dtype(name) == v2.numpy_dtype(name)
+        assert bundles.datatype_of(v2.numpy_dtype(name)) == v2.datatype_of(bundles.numpy_dtype(name)) == name
+    with pytest.raises(ValueError, match="unknown datatype"):
+        bundles.numpy_dtype("FP8")
 
 
 def test_codec_error_is_an_exception_with_fields():
@@ -774,3 +896,81 @@ def test_tritonclient_parses_mixed_and_json_response(case):
     result = httpclient.InferenceServerClient.parse_response_body(body, header_length=header_length)
     for name, want in arrays.items():
         _triton_compare(result.as_numpy(name), want)
+
+
+# --------------------------------------------------------------------------------------------
+# fuzzing: only CodecError escapes the decoders, whatever the bytes and the header length
+# --------------------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_NASTY_SCALARS = [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-Infinity", b"1" + b"0" * 30, b"18446744073709551616",
+                  b"-9223372036854775809", b"-0", b"1.5", b"true", b"null", b'"\\ud800"', b'"\\udc00x"',
+                  b'"\\ud83d\\ude00"', b'"\xff"', b'"\xed\xa0\x80"', b'"x"', b'""', b"0", b"7", b"-1"]
+_KEYS = [b'"inputs"', b'"outputs"', b'"name"', b'"shape"', b'"datatype"', b'"data"', b'"parameters"', b'"id"',
+         b'"binary_data_size"', b'"binary_data"', b'"binary_data_output"', b'"model_name"', b'"x"']
+
+
+def _json_texts():
+    """JSON-ish documents built from V2 keys and the values that broke decoders: out-of-range numbers, lone
+    surrogates, invalid UTF-8, NaN literals, deep nesting."""
+    scalars = st.one_of(st.sampled_from(_NASTY_SCALARS), st.sampled_from(list(v2.DATATYPES)).map(
+        lambda d: b'"' + d.encode() + b'"'), st.integers(-3, 2**64 + 1).map(lambda i: str(i).encode()))
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda xs: b"[" + b",".join(xs) + b"]"),
+            st.lists(st.tuples(st.sampled_from(_KEYS), inner), max_size=5).map(
+                lambda kv: b"{" + b",".join(k + b":" + v for k, v in kv) + b"}"),
+            st.integers(60, 2000).map(lambda n: b"[" * n + b"]" * n),
+        ),
+        max_leaves=30,
+    )
+
+
+def _request_docs():
+    """Requests close to valid, so that the fuzzer reaches the tensor decoding."""
+    tensors = st.fixed_dictionaries(
+        {"name": st.sampled_from([b'"x"', b'"y"', b'"\\ud800"']),
+         "shape": st.lists(st.integers(-1, 2**63), max_size=4).map(lambda s: json.dumps(s).encode())
+         | _json_texts(),
+         "datatype": st.sampled_from([*v2.DATATYPES, "FP128"]).map(lambda d: b'"' + d.encode() + b'"')},
+        optional={"data": _json_texts(),
+                  "parameters": st.integers(-2, 64).map(lambda n: b'{"binary_data_size": %d}' % n) | _json_texts()},
+    ).map(lambda t: b"{" + b",".join(b'"%s":%s' % (k.encode(), v) for k, v in t.items()) + b"}")
+    return st.lists(tensors, max_size=3).map(lambda ts: b'{"inputs": [' + b",".join(ts) + b"]}")
+
+
+_header_lengths = st.one_of(
+    st.none(), st.integers(-(2**65), 2**65), st.integers(0, 300), st.text(max_size=8),
+    st.text(alphabet="0123456789+-_ \uff11\u0661", max_size=6), st.booleans(), st.floats(),
+)
+
+
+def _decode_only_codec_errors(decode, body, header_length):
+    try:
+        decode(body, header_length=header_length)
+    except CodecError as exc:
+        assert exc.status in (400, 422, 502), exc
+        assert isinstance(exc.detail, str) and exc.detail
+        exc.detail.encode()  # the detail can be written in a UTF-8 answer
+
+
+@FUZZ
+@given(body=st.binary(max_size=400), header_length=_header_lengths)
+def test_fuzz_decode_request_arbitrary_bytes(body, header_length):
+    _decode_only_codec_errors(v2.decode_request, body, header_length)
+
+
+@FUZZ
+@given(header=_json_texts() | _request_docs(), tail=st.binary(max_size=64), header_length=_header_lengths,
+       exact=st.booleans())
+def test_fuzz_decode_request_json(header, tail, header_length, exact):
+    body = header + tail
+    _decode_only_codec_errors(v2.decode_request, body, len(header) if exact and tail else header_length)
+
+
+@FUZZ
+@given(header=_json_texts(), tail=st.binary(max_size=32), header_length=_header_lengths)
+def test_fuzz_decode_response(header, tail, header_length):
+    _decode_only_codec_errors(v2.decode_response, header + tail, header_length)

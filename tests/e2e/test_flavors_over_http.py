@@ -35,6 +35,7 @@ from flavor_models import (
 from modelyard import errors
 from modelyard.bundles import numpy_dtype
 from modelyard.client import Client
+from modelyard.converter import to_json
 from modelyard.protocol.v2 import HEADER_LENGTH_HEADER, decode_response, encode_request
 from server_harness import server_url  # noqa: F401  (the default-config server: no allow_pickle)
 
@@ -83,9 +84,9 @@ class Yard:
             try:
                 with Client(self.url) as client:
                     version = client.register(case.name, case.source, flavor=case.flavor)
-                    assert (version["version"], version["flavor"]) == (1, case.flavor)
+                    assert (version.number, version.flavor) == (1, case.flavor)
                     deployment = client.deploy(case.name)
-                    assert (deployment["state"], deployment["version"]) == ("ready", 1)
+                    assert (deployment.state, deployment.version) == ("ready", 1)
                 outcome = case
             except Exception as exc:
                 outcome = exc
@@ -100,7 +101,7 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
     """One server with every flavor installed and sklearn pickles allowed, on a real 127.0.0.1 socket."""
     data = tmp_path_factory.mktemp("flavors-data")
     config = {"platform": {"data_dir": str(data), "log_level": "warning"},
-              "builders": {"sklearn": {"allow_pickle": True}}}
+              "builders": {"sklearn": {"allow_pickle": True}, "torch": {"module_factories": ["flavor_models:*"]}}}
     with running_server(config) as url:
         yield Yard(url, tmp_path_factory.mktemp("flavors-models"))
 
@@ -150,7 +151,7 @@ def _assert_problem(response: httpx.Response, name: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ metadata
 def test_registered_version_and_v2_metadata_list_the_signature(yard: Yard, case: FlavorCase) -> None:
     with Client(yard.url) as client:
-        version = client.get_version(case.name)
+        version = to_json(client.get_version(case.name))
     assert version["flavor"] == case.flavor
     assert version["signature"] == {"inputs": case.inputs_meta, "outputs": case.outputs_meta}
     assert version["metadata"]["validation"]["ok"] is True
@@ -271,8 +272,9 @@ def test_sklearn_pickle_is_loaded_only_with_allow_pickle_and_audited(yard: Yard)
     sklearn = yard.deployed("sklearn")
     onnx = yard.deployed("onnx")
     with Client(yard.url) as client:
-        assert client.get_version(sklearn.name)["metadata"]["pickle_loaded"] is True
-        events = {c.name: client.audit(resource=f"models/{c.name}/versions/1")["items"] for c in (sklearn, onnx)}
+        assert client.get_version(sklearn.name).metadata["pickle_loaded"] is True
+        events = {c.name: [to_json(e) for e in client.audit(resource=f"models/{c.name}/versions/1").items]
+                  for c in (sklearn, onnx)}
     raw = httpx.get(f"{yard.url}/api/v1/audit", params={"resource": f"models/{sklearn.name}/versions/1"},
                     timeout=10).json()["items"]
     assert raw == events[sklearn.name]
@@ -320,9 +322,9 @@ def test_a_refused_pickle_is_audited(server_url: str, tmp_path: Path) -> None:  
     with Client(server_url) as client:
         with pytest.raises(errors.BuildError):
             client.register("refused", path, flavor="sklearn")
-        events = [e for e in client.audit(limit=1000)["items"]
-                  if e["action"] == "models:register" and "refused" in e["resource"]]
-    assert [e["outcome"] for e in events] == ["error"]
+        events = [e for e in client.audit(limit=1000).items
+                  if e.action == "models:register" and "refused" in e.resource]
+    assert [e.outcome for e in events] == ["error"]
 
 
 # ------------------------------------------------------------------------------------------------ torch uploads
@@ -362,8 +364,8 @@ def test_torchscript_samples_and_expected_outputs_over_http(yard: Yard) -> None:
     with Client(yard.url) as client:
         with pytest.raises(errors.NotFound):
             client.get_model(name)
-        version = client.register(name, case.source, flavor="torch", options=options, sample_input=dict(case.inputs),
-                                  expected_output=dict(case.expected))
+        version = to_json(client.register(name, case.source, flavor="torch", options=options,
+                                          sample_input=dict(case.inputs), expected_output=dict(case.expected)))
         assert version["metadata"]["validation"]["compared_outputs"] == ["output_0", "output_1"]
         assert version["signature"] == {"inputs": case.inputs_meta, "outputs": case.outputs_meta}
         client.deploy(name)

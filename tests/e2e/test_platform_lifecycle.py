@@ -294,18 +294,19 @@ def test_mutating_actions_are_audited_with_their_outcome(platform, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(BuildError):
-        platform.registry.register("lin", bad, flavor="onnx", actor="alice")
-    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx", actor="bob")
+        platform.registry.register("lin", bad, flavor="onnx", principal=Principal(id="alice"))
+    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx",
+                                   principal=Principal(id="bob"))
     with pytest.raises(NotFound):
-        platform.registry.set_alias("lin", 7, "production", actor="carol")
-    platform.deploy("lin", actor="dave")
+        platform.registry.set_alias("lin", 7, "production", principal=Principal(id="carol"))
+    platform.deploy("lin", principal=Principal(id="dave"))
     events = list(reversed(platform.registry_backend.list_audit(limit=100).items))
     summary = [(e.action, e.resource, e.principal, e.outcome) for e in events]
     assert summary == [
         ("models:register", "models/lin", "alice", "error"),
         ("models:register", f"models/lin/versions/{v.number}", "bob", "ok"),
         ("models:alias", "models/lin/aliases/production", "carol", "error"),
-        ("deployments:deploy", "deployments/lin", "dave", "ok"),
+        ("deployments:create", "deployments/lin", "dave", "ok"),
     ]
     assert "BuildError" in events[0].details["error"] and events[1].details["digest"] == v.artifact.digest
 

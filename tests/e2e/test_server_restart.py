@@ -34,7 +34,7 @@ def test_a_killed_server_serves_its_deployments_again(server_process: Any, serve
     second = server_process(first.port).start()
     seconds = wait_ready(second.url, proc=second.proc)  # ready means: every recorded deployment is served
     with Client(second.url) as client:
-        assert client.deployments()[0]["name"] == "churn-live"
+        assert client.deployments()[0].name == "churn-live"
         out = client.predict("churn-live", {"x": X})
         np.testing.assert_allclose(out["probability"], expected["probability"], rtol=1e-6)
     # The target is 2 s on an idle machine (benchmarks/serving.py measures it); here only a sanity bound, since

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from modelyard import errors
 from modelyard.client import AsyncClient, Client
+from modelyard.types import BatchingConfig, Lineage
 from server_harness import ort_outputs, server_model_path, server_url  # noqa: F401  (fixtures)
 
 X = np.random.default_rng(3).normal(size=(6, 20)).astype(np.float32)
@@ -21,9 +22,9 @@ def deployed(server_url: str, server_model_path: Path) -> str:  # noqa: F811
     with Client(server_url) as client:
         version = client.register("churn", server_model_path, flavor="onnx", tags={"team": "growth"},
                                   lineage={"code_ref": "git:abc"}, alias="production", description="e2e")
-        assert version["version"] == 1 and version["aliases"] == ["production"]
+        assert version.number == 1 and version.aliases == ("production",)
         deployment = client.deploy("churn@production", batching={"max_batch_size": 8, "max_wait_ms": 1})
-        assert deployment["state"] == "ready" and deployment["version"] == 1
+        assert deployment.state == "ready" and deployment.version == 1
     return "churn"
 
 
@@ -40,16 +41,16 @@ def test_sdk_predictions_equal_onnxruntime(server_url: str, deployed: str, serve
 
 def test_sdk_registry_reads(server_url: str, deployed: str) -> None:  # noqa: F811
     with Client(server_url) as client:
-        assert client.get_version("churn@production")["version"] == 1
-        assert client.get_version("churn:1")["lineage"] == {"code_ref": "git:abc"}
-        assert client.get_model("churn")["aliases"] == {"production": 1}
-        assert [m["name"] for m in client.list_models(prefix="ch")["items"]] == ["churn"]
-        assert client.search(tags={"team": "growth"})["total"] == 1
-        assert [d["name"] for d in client.deployments()] == ["churn"]
-        assert client.get_deployment("churn")["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0, "wait_when_idle": False}
+        assert client.get_version("churn@production").number == 1
+        assert client.get_version("churn:1").lineage == Lineage(code_ref="git:abc")
+        assert client.get_model("churn").aliases == {"production": 1}
+        assert [m.name for m in client.list_models(prefix="ch").items] == ["churn"]
+        assert client.search(tags={"team": "growth"}).total == 1
+        assert [d.name for d in client.deployments()] == ["churn"]
+        assert client.get_deployment("churn").batching == BatchingConfig(max_batch_size=8, max_wait_ms=1.0)
         assert client.ready() is True
         assert "server" in {p["name"] for p in client.plugins()["plugins"]}
-        assert client.set_tags("churn", {"owner": "ml"})["tags"] == {"owner": "ml"}
+        assert client.set_tags("churn", {"owner": "ml"}).tags == {"owner": "ml"}
 
 
 def test_sdk_raises_modelyard_errors(server_url: str, deployed: str, tmp_path: Path) -> None:  # noqa: F811
@@ -78,7 +79,7 @@ def test_async_client(server_url: str, deployed: str, server_model_path: Path) -
             with pytest.raises(errors.NotFound):
                 await client.get_deployment("nope")
             version = await client.register("async-model", server_model_path, flavor="onnx")
-            assert version["model"] == "async-model"
+            assert version.model == "async-model"
         probabilities = np.concatenate([r["probability"] for r in results])
         np.testing.assert_allclose(probabilities, ort_outputs(server_model_path, X)["probability"], rtol=1e-6)
 

@@ -1,8 +1,8 @@
-"""The ``modelyard`` command line: typer + rich over the same :class:`~modelyard.platform.Platform` verbs (or a
-server's, with ``--server``).
+"""The ``modelyard`` command line: typer + rich over the :class:`~modelyard.api.PlatformAPI` verbs of an embedded
+:class:`~modelyard.platform.Platform` or, with ``--server``, of a :class:`~modelyard.client.Client`.
 
-Plugins add commands through the ``modelyard_cli_commands`` hook; inside a command,
-:func:`get_state` gives the invocation's :class:`CliState` (config path, server URL, the platform).
+Plugins add commands through the ``modelyard_cli_commands`` hook; inside a command, :func:`get_state` gives the
+invocation's :class:`CliState` (config path, server URL, and ``api()``: the platform or client it acts on).
 """
 
 from modelyard.cli.app import (

@@ -6,12 +6,21 @@ command line or the config is wrong (usage errors, :class:`~modelyard.errors.Con
 :class:`~modelyard.errors.InvalidInput`). Errors go to stderr as one line (a ConfigError as its full report);
 with ``--json`` the same error is also printed on stdout as ``{"error": {...}}`` (see :func:`error_json`).
 
+Commands that act on a local platform keep its log to warnings and errors, one plain line each
+(:func:`modelyard.log.pin`): a person at a terminal sees the command's output or its one error line, not JSON
+log records. ``-v/--verbose`` shows the log as ``[platform] log_level`` and ``log_format`` configure it.
+
+Some rules hold for every command's values and are checked while parsing, for plugin commands too
+(:func:`check_value`): an option named ``--port`` takes 0 to 65535, no number option takes ``nan`` or ``inf``,
+and text must be UTF-8 unless it names a file that exists.
+
 ``-c/--config`` is accepted before the command and after it (every command gets it); the one after wins.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import sys
@@ -20,7 +29,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import structlog
@@ -29,6 +38,10 @@ from typer.core import TyperGroup
 
 from modelyard import log as logconf
 from modelyard.errors import ConfigError, InvalidInput, ModelyardError, PluginError
+
+if TYPE_CHECKING:
+    from modelyard.api import PlatformAPI
+    from modelyard.platform import Platform
 
 log = structlog.get_logger(__name__)
 
@@ -39,10 +52,10 @@ EXIT_USAGE = 2
 
 @attrs.define
 class CliState:
-    """What one invocation knows: where the config is, which server (if any), and the backend once opened.
+    """What one invocation knows: where the config is, which server (if any), and what it acts on once opened.
 
-    Commands, plugin commands included, reach it with :func:`get_state`. The backend is opened lazily, so
-    ``init``, ``check`` and ``--help`` never assemble a platform.
+    Commands, plugin commands included, reach it with :func:`get_state`. The platform or client (:meth:`api`) is
+    opened lazily, so ``init``, ``check`` and ``--help`` never assemble a platform.
     """
 
     config: str | None = None
@@ -51,8 +64,11 @@ class CliState:
     plugin_manager_factory: Callable[[], Any] | None = None
     #: ``--json`` was given: errors are printed on stdout as JSON too.
     json: bool = False
+    #: ``-v/--verbose`` was given: the platform logs as its config says instead of keeping to warnings.
+    verbose: bool = False
     operation_id: str = attrs.field(factory=lambda: uuid.uuid4().hex[:16])
-    _backend: Any = None
+    _api: Any = None
+    _quiet: bool = False
 
     def config_source(self) -> str | None:
         """The config path given by ``-c``/``MODELYARD_CONFIG``, or None for ``./modelyard.toml`` or defaults."""
@@ -77,32 +93,58 @@ class CliState:
         path = find_config_file(self.config_source())
         return get_plugin_manager(disable=disabled_in_config(Path(path) if path else None))
 
-    def backend(self) -> Any:
-        """The embedded platform or the server client behind the command verbs (opened once)."""
-        if self._backend is None:
-            from modelyard.cli.backends import EmbeddedBackend, RemoteBackend
+    def quiet_logs(self) -> None:
+        """For a one-shot command on a local platform: log only warnings and errors, one plain line each, until
+        :meth:`close` — unless ``-v`` or ``MODELYARD_TRACE_PLUGINS=1`` asked for the log."""
+        if self._quiet or self.verbose or tracing_plugins():
+            return
+        logconf.pin("warning", "plain")
+        self._quiet = True
 
+    def api(self, *, quiet: bool = True) -> PlatformAPI:
+        """What the command acts on, opened once: a :class:`~modelyard.client.Client` of the ``--server``, else
+        the :class:`~modelyard.platform.Platform` the config assembles — both :class:`~modelyard.api.PlatformAPI`,
+        so a command calls the same verbs and gets the same records either way.
+
+        ``quiet`` (one-shot commands): see :meth:`quiet_logs`; a long-running command passes False.
+        """
+        if self._api is None:
             if self.server:
-                self._backend = RemoteBackend.connect(self.server, api_key=self.api_key)
+                from modelyard.client import Client
+
+                self._api = Client(self.server, api_key=self.api_key or None)
             else:
-                self._backend = EmbeddedBackend.from_config(self.config_source(),
-                                                            plugin_manager=self.platform_plugin_manager())
+                from modelyard.platform import Platform
+
+                if quiet:
+                    self.quiet_logs()
+                platform = Platform.from_config(self.config_source(), plugin_manager=self.platform_plugin_manager())
+                self._api = platform
                 if tracing_plugins():
                     # The platform set the config's log level; the hook trace is debug and was asked for.
-                    logconf.configure("debug", self._backend.platform.config.platform.log_format)
-        return self._backend
+                    logconf.configure("debug", platform.config.platform.log_format)
+        return self._api
 
-    def open_platform(self) -> Any:
-        """An embedded :class:`~modelyard.platform.Platform` from the config (for commands such as ``serve``)."""
+    #: The former name of :meth:`api`, for plugin commands written against it.
+    backend = api
+
+    def open_platform(self) -> Platform:
+        """An embedded :class:`~modelyard.platform.Platform` from the config (for commands such as ``serve``,
+        which keep logging as the config says)."""
         if self.server:
             raise InvalidInput("this command runs a local platform; it cannot be used with --server", field="server")
-        return self.backend().platform
+        return self.api(quiet=False)  # type: ignore[return-value]  # no --server: the Platform
 
     def close(self) -> None:
-        """Close the backend, if one was opened."""
-        backend, self._backend = self._backend, None
-        if backend is not None:
-            backend.close()
+        """Close the platform or the client, if one was opened, then give logging back to the configuration."""
+        api, self._api = self._api, None
+        try:
+            if api is not None:
+                api.close()
+        finally:
+            if self._quiet:
+                self._quiet = False
+                logconf.unpin()
 
 
 def get_state(ctx: typer.Context) -> CliState:
@@ -114,8 +156,9 @@ def get_state(ctx: typer.Context) -> CliState:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """2 for config and input problems, 1 for everything else that went wrong."""
-    return EXIT_USAGE if isinstance(exc, ConfigError | InvalidInput) else EXIT_FAILED
+    """2 for config and input problems (text that is not UTF-8 included), 1 for everything else that went
+    wrong."""
+    return EXIT_USAGE if isinstance(exc, ConfigError | InvalidInput | UnicodeEncodeError) else EXIT_FAILED
 
 
 def tracing_plugins() -> bool:
@@ -178,6 +221,11 @@ def report_error(exc: BaseException, *, as_json: bool = False) -> int:
         message = f"error: request to the server failed: {type(exc).__name__}: {logconf.redact(str(exc))}"
     elif isinstance(exc, OSError):
         message = f"error: {exc}"
+    elif isinstance(exc, UnicodeEncodeError):
+        # Text that is not UTF-8 reached something that needs it (a file name or environment variable in
+        # another encoding): the input is at fault, not modelyard.
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+        message = f"error: {bad!r} is not UTF-8 text; use UTF-8 for names, values and file names"
     else:
         message = f"error: unexpected {type(exc).__name__}: {logconf.redact(str(exc))}"
         log.debug("unexpected error", exc_info=exc)
@@ -187,6 +235,47 @@ def report_error(exc: BaseException, *, as_json: bool = False) -> int:
         print_json(error_json(exc))
     typer.echo(message, err=True)
     return exit_code_for(exc)
+
+
+#: Options that name a TCP port, in any command (plugin commands included).
+PORT_OPTIONS = frozenset({"--port"})
+
+
+def _undecodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_value(param: Any, value: Any) -> None:
+    """The rules every command's options share; raise :class:`typer.BadParameter` (exit 2) naming the option.
+
+    Text must be UTF-8 (the shell passes other bytes through as lone surrogates, which no database, JSON
+    document or HTTP request can carry), except the name of a file that exists; numbers must be finite; a
+    ``--port`` is 0 to 65535.
+    """
+    values = value if isinstance(value, list | tuple) else (value,)
+    for v in values:
+        if isinstance(v, str) and _undecodable(v) and not os.path.lexists(v.removeprefix("@")):
+            raw = v.encode("utf-8", "surrogateescape")
+            raise typer.BadParameter(f"{v!r} is not UTF-8 text (the bytes {raw!r}); set a UTF-8 locale or "
+                                     "pass the value in UTF-8", param=param)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise typer.BadParameter(f"{v} is not a finite number", param=param)
+        if (isinstance(v, int) and not isinstance(v, bool) and PORT_OPTIONS & set(param.opts)
+                and not 0 <= v <= 65535):
+            raise typer.BadParameter(f"{v} is not a TCP port: expected 0 to 65535 (0 picks a free port)",
+                                     param=param)
+
+
+def _checking(original: Callable[..., Any] | None) -> Callable[..., Any]:
+    def callback(ctx: Any, param: Any, value: Any) -> Any:
+        check_value(param, value)
+        return original(ctx, param, value) if original is not None else value
+
+    return callback
 
 
 def _set_config(ctx: Any, _param: Any, value: str | None) -> str | None:
@@ -236,6 +325,8 @@ def add_common_options(command: Any, config_option: Any = None) -> None:
     for param in command.params:
         if "--json" in param.opts:
             param.callback = _recording_json(param.callback)
+        elif not getattr(param, "is_flag", False) and not getattr(param, "is_eager", False):
+            param.callback = _checking(param.callback)
 
 
 class ModelyardGroup(TyperGroup):
@@ -288,12 +379,16 @@ def _root_callback(plugin_manager_factory: Callable[[], Any] | None) -> Callable
                           ] = None,
         api_key: Annotated[str | None, typer.Option("--api-key", envvar="MODELYARD_API_KEY", metavar="KEY",
                                                     help="API key for --server.", show_default=False)] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
+            "Show the local platform's log on stderr as [platform] log_level and log_format say (by default "
+            "commands show only its warnings and errors, one line each)."))] = False,
     ) -> None:
         """modelyard: register, build, deploy and serve models on a platform assembled from plugins."""
         if api_key:
             logconf.register_secret(api_key)
         state = ctx.ensure_object(CliState)
         state.config, state.server, state.api_key = config, server or None, api_key
+        state.verbose = verbose
         state.plugin_manager_factory = plugin_manager_factory
         logconf.configure("debug" if tracing_plugins() else "info", "auto")
         structlog.contextvars.bind_contextvars(operation_id=state.operation_id, command=ctx.invoked_subcommand)
@@ -344,9 +439,13 @@ def disabled_in_config(path: Path | None) -> list[str]:
     """``[platform] disable`` of a config file, read without validating it (a broken file gives ``[]``)."""
     if path is None:
         return []
+    from modelyard.config import MAX_CONFIG_BYTES
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # bounded, like the real load: -c /dev/zero must not fill memory
+        data = tomllib.loads(raw.decode("utf-8-sig")) if len(raw) <= MAX_CONFIG_BYTES else {}
+    except (OSError, ValueError):  # unreadable, not UTF-8, not TOML (TOMLDecodeError is a ValueError)
         return []
     platform = data.get("platform")
     disable = platform.get("disable") if isinstance(platform, dict) else None

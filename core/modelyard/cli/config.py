@@ -10,7 +10,7 @@ import typer
 
 from modelyard.cli.app import EXIT_FAILED, EXIT_USAGE, error_json, get_state, issues_json
 from modelyard.cli.output import print_json, print_line, print_table, slots_table
-from modelyard.errors import ConfigError
+from modelyard.errors import ConfigError, InvalidInput
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -32,8 +32,15 @@ def init(
     if target.exists() and not force:
         typer.echo(f"error: {target} exists; use --force to overwrite it", err=True)
         raise typer.Exit(EXIT_FAILED)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(template_text(), encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template_text(), encoding="utf-8")
+    except (OSError, ValueError) as exc:  # under a file, unwritable, a NUL in the name, …
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a folder on the way is a file"
+        else:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInput(f"cannot write {str(target)!r}: {reason}", field="path") from None
     if json_:
         print_json({"path": str(target), "written": True})
     else:
@@ -45,6 +52,7 @@ def check(ctx: typer.Context, json_: JsonOption = False) -> None:
     from modelyard.platform import resolve_config
 
     state = get_state(ctx)
+    state.quiet_logs()
     try:
         resolved, _pm, secret_store = resolve_config(state.config_source(),
                                                      plugin_manager=state.platform_plugin_manager())

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import structlog
 import typer
 
 from modelyard.cli.app import get_state
 from modelyard.cli.output import deployment_table, deployments_table, print_json, print_line, print_table
 from modelyard.cli.parsing import jsonable, read_input_text, to_named_inputs
+from modelyard.converter import to_json
+from modelyard.types import ModelRef
+
+if TYPE_CHECKING:
+    from modelyard.api import PlatformAPI
+    from modelyard.platform import Platform
+
+log = structlog.get_logger(__name__)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -32,7 +41,7 @@ def deploy(
         batching = {"max_batch_size": 32 if max_batch_size is None else max_batch_size,
                     "max_wait_ms": 2.0 if max_wait_ms is None else max_wait_ms}
     state = get_state(ctx)
-    result = state.backend().deploy(ref, name=name, batching=batching, replicas=replicas)
+    result = to_json(state.api().deploy(ref, name=name, batching=batching, replicas=replicas))
     if json_:
         print_json(result)
         return
@@ -49,7 +58,7 @@ def undeploy(
     json_: JsonOption = False,
 ) -> None:
     """Take a deployment down and delete its record."""
-    get_state(ctx).backend().undeploy(name)
+    get_state(ctx).api().undeploy(name)
     if json_:
         print_json({"name": name, "undeployed": True})
     else:
@@ -58,7 +67,7 @@ def undeploy(
 
 def deployments(ctx: typer.Context, json_: JsonOption = False) -> None:
     """List deployments."""
-    items = get_state(ctx).backend().deployments()
+    items = [to_json(d) for d in get_state(ctx).api().deployments()]
     if json_:
         print_json({"items": items})
     else:
@@ -76,9 +85,12 @@ def predict(
 ) -> None:
     """Predict with a deployment; prints the outputs as JSON lists."""
     value, source = read_input_text(input_)
-    backend = get_state(ctx).backend()
-    inputs = to_named_inputs(value, backend.deployment_inputs(deployment), source=source)
-    outputs = jsonable(backend.predict(deployment, inputs))
+    state = get_state(ctx)
+    api = state.api()
+    inputs = to_named_inputs(value, _input_specs(api, deployment), source=source)
+    if not state.server:
+        _serve_here(state.open_platform(), deployment)
+    outputs = jsonable(api.predict(deployment, inputs))
     if json_:
         print_json(outputs)
     else:
@@ -86,6 +98,29 @@ def predict(
         import json
 
         typer.echo(json.dumps(outputs))
+
+
+def _input_specs(api: PlatformAPI, deployment: str) -> list[dict[str, Any]]:
+    """The input specs (``{"name", "datatype", "shape"}``) of the version ``deployment`` serves."""
+    record = api.get_deployment(deployment)
+    version = api.registry.get_version(ModelRef(record.model, version=record.version))
+    return [to_json(t) for t in version.signature.inputs] if version.signature else []
+
+
+def _serve_here(platform: Platform, deployment: str) -> None:
+    """Bring ``deployment`` up in this process's runtime unless it serves already.
+
+    A deployment recorded by an earlier ``modelyard deploy`` lives only as a record until something serves it;
+    a local ``predict`` serves that one deployment for its one call (as ``restore_deployments`` does for all of
+    them when a server starts).
+    """
+    runtime = platform.runtime
+    if runtime.ready(deployment):
+        return
+    record = platform.get_deployment(deployment)
+    version = platform.registry.get_version(ModelRef(record.model, version=record.version))
+    runtime.deploy(record, platform.bundle_source(version))
+    log.debug("deployment brought up for this invocation", deployment=deployment)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from modelyard.cli.output import (
     versions_table,
 )
 from modelyard.cli.parsing import parse_pairs
+from modelyard.converter import to_json
 from modelyard.errors import InvalidInput
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -208,13 +209,13 @@ def register_version(
     build = build_options(option, options)
     sample = read_tensors(sample_input, option="--sample-input")
     expected = read_tensors(expected_output, option="--expected-output")
-    backend = get_state(ctx).backend()
-    version = backend.register(name, path, flavor=flavor, tags=tags, alias=alias, lineage=provenance,
-                               description=description, options=build or None, sample_input=sample,
-                               expected_output=expected)
+    registry = get_state(ctx).api().registry
+    version = to_json(registry.register(name, path, flavor=flavor, tags=tags, alias=alias, lineage=provenance,
+                                        description=description, options=build or None, sample_input=sample,
+                                        expected_output=expected))
     if model_tags:
         # After registering: the first registration is what creates the model.
-        backend.set_model_tags(name, model_tags)
+        registry.set_tags(name, model_tags)
     if json_:
         print_json(version)
     else:
@@ -236,7 +237,8 @@ def list_models(
 ) -> None:
     """List models, filtered by name prefix, model tags and alias (version tags: `models search`)."""
     tags = parse_pairs(tag, option="--tag")
-    page = get_state(ctx).backend().list_models(prefix=prefix, tags=tags, alias=alias, offset=offset, limit=limit)
+    page = to_json(get_state(ctx).api().registry.list_models(prefix=prefix, tags=tags or None, alias=alias,
+                                                             offset=offset, limit=limit))
     if json_:
         print_json(page)
     else:
@@ -259,8 +261,8 @@ def search(
 ) -> None:
     """Find versions across models by name prefix, version tags, alias and flavor, newest first."""
     tags = parse_pairs(tag, option="--tag")
-    page = get_state(ctx).backend().search(prefix=prefix, tags=tags, alias=alias, flavor=flavor, offset=offset,
-                                           limit=limit)
+    page = to_json(get_state(ctx).api().registry.search(prefix=prefix, tags=tags or None, alias=alias, flavor=flavor,
+                                                        offset=offset, limit=limit))
     if json_:
         print_json(page)
     else:
@@ -279,16 +281,16 @@ def show(
     from modelyard.types import ModelRef
 
     parsed = ModelRef.parse(ref)  # InvalidInput (exit 2) for a malformed reference
-    backend = get_state(ctx).backend()
+    registry = get_state(ctx).api().registry
     if ":" in ref or "@" in ref:
-        version = backend.get_version(ref)
+        version = to_json(registry.get_version(ref))
         if json_:
             print_json(version)
         else:
             print_table(version_table(version))
         return
-    model = backend.get_model(parsed.name)
-    versions = backend.list_versions(parsed.name, offset=offset, limit=limit)
+    model = to_json(registry.get_model(parsed.name))
+    versions = to_json(registry.list_versions(parsed.name, offset=offset, limit=limit))
     if json_:
         print_json({"model": model, "versions": versions})
     else:
@@ -305,7 +307,7 @@ def alias_version(
     json_: JsonOption = False,
 ) -> None:
     """Point ALIAS at VERSION of NAME (moving it if it pointed elsewhere)."""
-    result = get_state(ctx).backend().set_alias(name, version, alias)
+    result = to_json(get_state(ctx).api().registry.set_alias(name, version, alias))
     if json_:
         print_json(result)
     else:

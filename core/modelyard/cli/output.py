@@ -1,7 +1,8 @@
-"""What the CLI prints: JSON (the dicts of :mod:`modelyard.serialize`) or rich tables built from the same dicts.
+"""What the CLI prints: JSON (records through :func:`modelyard.converter.to_json`) or rich tables built from the
+same JSON.
 
-Renderers take the serialised dicts, not domain records, so a command prints the same thing whether it talked
-to an embedded platform or to a server.
+Commands get the same records from an embedded platform and from a server (:class:`modelyard.api.PlatformAPI`)
+and renderers take their one JSON form, so a command prints the same thing whichever it talked to.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ def stdout_console() -> Console:
 
 def print_json(data: Any) -> None:
     """Machine-readable output: indented JSON on stdout, one document per command."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        # Text stdout cannot carry (a lone surrogate from a non-UTF-8 argument, an ASCII-only terminal):
+        # \u escapes are the same JSON.
+        text = json.dumps(data, indent=2, default=str, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -17,7 +17,11 @@ def plugins(
     """List slots → providers, and plugins → distribution, version, hooks."""
     state = get_state(ctx)
     if state.server:
-        report = state.backend().plugins()
+        from modelyard.client import Client
+
+        client = state.api()
+        assert isinstance(client, Client)  # --server: the client
+        report = client.plugins()
     else:
         # No platform is assembled: the listing must work even when the config does not validate.
         from modelyard.serialize import plugins_json

@@ -100,7 +100,8 @@ def modelyard_builders() -> Iterable[BuilderProvider]:  # type: ignore[empty-bod
     """Offer builders, one per flavor (``onnx``, ``torch``, ``tensorflow``, ``sklearn``, …).
 
     Called once per plugin manager, at assembly. Every installed builder whose requirements are present is
-    enabled unless ``[builders]`` in config lists a subset; ``[builders.<flavor>]`` holds its options.
+    enabled unless ``[builders] enabled = ["onnx", …]`` in config lists a subset (then only those);
+    ``[builders.<flavor>]`` holds its options.
 
     Returns:
         An iterable of :class:`~modelyard.providers.BuilderProvider` named by flavor; the factory returns a

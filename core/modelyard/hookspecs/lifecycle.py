@@ -29,7 +29,7 @@ def modelyard_after_startup(platform: Platform) -> None:
 
             @hookimpl
             def modelyard_after_startup(platform):
-                platform.scheduler.submit("warmup", warm_caches, params={})
+                platform.scheduler.submit("acme.warm-caches", {"models": ["churn"]})
     """
 
 

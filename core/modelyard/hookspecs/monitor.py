@@ -16,7 +16,7 @@ from modelyard.providers import MonitorProvider
 from modelyard.types import Deployment, ModelVersion, PredictionEvent
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs.scheduler import Job
+    from modelyard.types import Job
 
 
 @hookspec
@@ -110,8 +110,10 @@ def modelyard_after_alias_set(version: ModelVersion, alias: str) -> None:
 def modelyard_after_deployment_changed(deployment: Deployment, change: str) -> None:
     """React to a deployment being created, updated, failing or removed.
 
-    Called after the runtime acted and the record was written; ``change`` is one of ``"deployed"``,
-    ``"updated"``, ``"failed"``, ``"undeployed"``, ``"restored"``.
+    Called after the record was written and the runtime of the process that took the call converged (or
+    failed to); ``change`` is one of ``"deployed"``, ``"updated"``, ``"failed"``, ``"undeployed"``,
+    ``"restored"``. Each implementation is called on its own: a failing observer is logged with its plugin's
+    name and never turns the committed change into an error.
 
     Args:
         deployment: the deployment record after the change.
@@ -126,6 +128,76 @@ def modelyard_after_deployment_changed(deployment: Deployment, change: str) -> N
             @hookimpl
             def modelyard_after_deployment_changed(deployment, change):
                 log.info("deployment", name=deployment.name, change=change)
+    """
+
+
+@hookspec
+def modelyard_on_deploy_error(deployment: Deployment, error: BaseException) -> None:
+    """React to a deploy that failed (kedro's ``on_pipeline_error``, for deployments).
+
+    Called once per failed ``Platform.deploy``, in the process that took the call, after the failure was
+    recorded (the record is ``failed``, or back at the version that keeps serving) and before the error reaches
+    the caller; ``modelyard_after_deployment_changed`` with ``change="failed"`` follows.
+
+    Args:
+        deployment: the record that was asked for, with ``state="failed"`` and the reason in ``message``.
+        error: the exception the caller receives.
+
+    Returns:
+        Nothing; all implementations are called, each on its own (a failing one is logged, never raised).
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def modelyard_on_deploy_error(deployment, error):
+                page_oncall(f"deploy of {deployment.name} failed: {error}")
+    """
+
+
+@hookspec
+def modelyard_on_undeploy_error(deployment: Deployment, error: BaseException) -> None:
+    """React to an undeploy whose record could not be deleted (the deployment keeps serving everywhere).
+
+    Called once per failed ``Platform.undeploy``, before the error reaches the caller.
+
+    Args:
+        deployment: the record that stays.
+        error: the exception the caller receives.
+
+    Returns:
+        Nothing; all implementations are called, each on its own.
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def modelyard_on_undeploy_error(deployment, error):
+                log.error("undeploy failed", deployment=deployment.name, error=str(error))
+    """
+
+
+@hookspec
+def modelyard_on_registration_error(model: str, flavor: str, error: BaseException) -> None:
+    """React to a registration that failed (bad upload, failed validation, storage or registry error).
+
+    Called once per failed ``platform.registry.register``, after everything it wrote was rolled back and
+    before the error reaches the caller.
+
+    Args:
+        model: the model name asked for.
+        flavor: the flavor asked for.
+        error: the exception the caller receives.
+
+    Returns:
+        Nothing; all implementations are called, each on its own.
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def modelyard_on_registration_error(model, flavor, error):
+                metrics.registration_failures.labels(flavor).inc()
     """
 
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from modelyard.hookspecs.markers import hookspec
+from modelyard.hookspecs.markers import hookspec, renamed
 from modelyard.providers import RegistryProvider
-from modelyard.types import AuditEvent, Deployment, Model, ModelRef, ModelVersion, NewVersion, Page
+from modelyard.types import (
+    AuditEvent,
+    Deployment,
+    Model,
+    ModelRef,
+    ModelVersion,
+    NewVersion,
+    Page,
+    ServingState,
+)
 
 
 @runtime_checkable
@@ -73,8 +82,15 @@ class RegistryBackend(Protocol):
         """Whether any version refers to this artifact digest (storage garbage collection asks this)."""
         ...
 
-    def put_deployment(self, deployment: Deployment) -> Deployment:
-        """Create or replace the deployment record of that name."""
+    # Deployment records are the desired state that every serving process reconciles its runtime to. Each
+    # write bumps the deployments revision and writes its audit entry in the same transaction.
+    def put_deployment(self, deployment: Deployment, *, audit: AuditEvent | None = None) -> Deployment:
+        """Create or replace the record of that name; returns it with the next ``generation``."""
+        ...
+
+    def set_deployment_state(self, name: str, generation: int, state: str, message: str = "", *,
+                             audit: AuditEvent | None = None) -> bool:
+        """Record the outcome of converging to ``generation``, only while the record is at it; whether it was."""
         ...
 
     def get_deployment(self, name: str) -> Deployment:
@@ -85,8 +101,28 @@ class RegistryBackend(Protocol):
         """All deployment records, by name."""
         ...
 
-    def delete_deployment(self, name: str) -> None:
+    def delete_deployment(self, name: str, *, audit: AuditEvent | None = None) -> None:
         """Delete a deployment record; NotFound if absent."""
+        ...
+
+    def deployments_revision(self) -> int:
+        """A counter that grows with every deployment-record write: one cheap read for pollers."""
+        ...
+
+    def report_serving(self, process: str, states: Iterable[ServingState], *, replace: bool = False) -> None:
+        """Upsert what one serving process serves, per deployment (``replace`` drops its other rows first)."""
+        ...
+
+    def forget_serving(self, process: str, deployment: str | None = None) -> None:
+        """Remove a process's reports (all, or one deployment's)."""
+        ...
+
+    def touch_serving(self, process: str) -> None:
+        """A process's heartbeat: its reports' ``seen_at`` becomes now."""
+        ...
+
+    def list_serving(self, deployment: str | None = None) -> list[ServingState]:
+        """Every process's reports, for one deployment or all."""
         ...
 
     def record_audit(self, event: AuditEvent) -> None:
@@ -103,8 +139,8 @@ class RegistryBackend(Protocol):
 
 
 @hookspec
-def modelyard_registries() -> Iterable[RegistryProvider]:  # type: ignore[empty-body]
-    """Offer registry providers.
+def modelyard_registry_backends() -> Iterable[RegistryProvider]:  # type: ignore[empty-body]
+    """Offer registry backends: the providers of the ``registry`` slot (``sql``, …).
 
     Called once per plugin manager, at assembly, when the platform collects providers for every slot.
 
@@ -118,6 +154,29 @@ def modelyard_registries() -> Iterable[RegistryProvider]:  # type: ignore[empty-
         .. code-block:: python
 
             @hookimpl
-            def modelyard_registries():
+            def modelyard_registry_backends():
                 yield RegistryProvider(name="sql", factory=SqlRegistry.from_config, config_schema=SqlConfig)
+    """
+
+
+@hookspec(warn_on_impl=renamed("modelyard_registries", "modelyard_registry_backends"))
+def modelyard_registries() -> Iterable[RegistryProvider]:  # type: ignore[empty-body]
+    """Deprecated former name of :func:`modelyard_registry_backends`; implement that instead.
+
+    Called, and its results collected, exactly like :func:`modelyard_registry_backends`, for one more release
+    (it is removed in modelyard 0.3); registering a plugin that implements it emits a ``DeprecationWarning``
+    naming the new hook.
+
+    Returns:
+        An iterable of :class:`~modelyard.providers.RegistryProvider`; the factory returns a
+        :class:`RegistryBackend`.
+
+    All results are collected, together with those of :func:`modelyard_registry_backends`.
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def modelyard_registry_backends():  # rename the function; its body stays the same
+                ...
     """

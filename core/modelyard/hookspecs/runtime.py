@@ -9,21 +9,25 @@ import attrs
 
 from modelyard.hookspecs.markers import hookspec
 from modelyard.providers import RuntimeProvider
-from modelyard.types import Deployment, Signature
+from modelyard.types import Deployment, Prediction, Signature
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
 
+    from modelyard.hookspecs.builder import LoadedModel
+
 
 @attrs.frozen(kw_only=True)
 class BundleSource:
-    """Everything a runtime needs to load one version, wherever it runs.
+    """Everything a runtime needs to load one version, wherever it runs — plain data, no callables.
 
-    ``fetch(dest)`` streams the verified artifact into ``dest``; ``load(path)`` returns a
-    :class:`~modelyard.hookspecs.builder.LoadedModel` through the flavor's builder. Remote runtimes (Ray) ship
-    this record to their workers.
+    ``locator`` is where the artifact lives in the platform's storage slot (``sha256:<digest>``: storage is
+    content-addressed); ``digest`` is what the fetched bytes are checked against. A worker process (a Ray
+    replica, a job runner) that has the same config rebuilds the model from this record alone through its own
+    :class:`Loader` (:class:`modelyard.loading.BundleLoader`); the record goes to and from JSON through
+    :mod:`modelyard.converter` (``to_json(source)``, ``from_json(BundleSource, data)``).
     """
 
     model: str
@@ -32,15 +36,36 @@ class BundleSource:
     digest: str
     size: int
     signature: Signature
-    fetch: Any  # Callable[[Path], Path]
-    load: Any  # Callable[[Path, Mapping[str, Any]], LoadedModel]
-    local_path: Path | None = None
+    locator: str
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """What a runtime calls to turn a :class:`BundleSource` into a loaded model, in the process it runs in.
+
+    The Platform builds one from its storage and builders (:class:`modelyard.loading.BundleLoader`) and hands
+    it to the runtime's factory as ``ctx.services["loader"]``.
+    """
+
+    def fetch(self, source: BundleSource) -> Path:
+        """A local file holding the verified artifact (a cached copy is re-hashed before it is trusted)."""
+        ...
+
+    def load(self, source: BundleSource, options: Mapping[str, Any] | None = None, *,
+             path: Path | None = None) -> LoadedModel:
+        """Load the bundle through its flavor's builder (fetching it first unless ``path`` is given)."""
+        ...
 
 
 @runtime_checkable
 class Runtime(Protocol):
     """What a runtime provider promises. ``deploy`` returns once the deployment answers predictions (or raises);
-    replacing a deployment keeps serving the old one until the new one is ready."""
+    replacing a deployment keeps serving the old one until the new one is ready.
+
+    ``predict`` is the one way to predict: async, and it says what happened (:class:`~modelyard.types.Prediction`).
+    A runtime checks the inputs against the signature of the version that will run them, once; blocking callers
+    go through the Platform's sync facade, never through the runtime.
+    """
 
     def deploy(self, deployment: Deployment, source: BundleSource) -> None:
         """Bring up (or replace) the deployment named ``deployment.name``."""
@@ -50,24 +75,23 @@ class Runtime(Protocol):
         """Take a deployment down; NotFound if this runtime does not have it."""
         ...
 
-    def predict(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Synchronous prediction (library use, any thread)."""
-        ...
+    async def predict(self, name: str, inputs: Mapping[str, np.ndarray]) -> Prediction:
+        """Predict with the deployment ``name``: its outputs, the model and version that answered, the rows and
+        the time spent queueing and in the model.
 
-    async def apredict(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Asynchronous prediction (the server's path); raises Overloaded when queues are full."""
+        Raises :class:`~modelyard.errors.NotFound` for an unknown deployment,
+        :class:`~modelyard.errors.InvalidInput` for inputs that do not fit the signature of the version that
+        would run them, and :class:`~modelyard.errors.Overloaded` (at once, never blocking) when its queue is
+        full.
+        """
         ...
 
     def ready(self, name: str) -> bool:
         """Whether the deployment answers predictions now."""
         ...
 
-    def info(self, name: str) -> tuple[str, int]:
-        """``(model, version)`` a deployment serves — O(1), called per prediction to label events."""
-        ...
-
     def status(self) -> Mapping[str, Mapping[str, Any]]:
-        """Per deployment: state, version, queue depth, in-flight count, replicas."""
+        """Per deployment: state, model, version, queue depth, in-flight count, replicas."""
         ...
 
     def close(self) -> None:
@@ -93,4 +117,3 @@ def modelyard_runtimes() -> Iterable[RuntimeProvider]:  # type: ignore[empty-bod
             def modelyard_runtimes():
                 yield RuntimeProvider(name="ray", factory=RayRuntime.from_config, requires=("ray",), extra="ray")
     """
-

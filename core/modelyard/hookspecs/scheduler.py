@@ -1,41 +1,42 @@
-"""The ``scheduler`` slot: jobs (build, batch predict, evaluate, retrain) run off the request path."""
+"""The ``scheduler`` slot and the job kinds it runs: build, batch predict, evaluate, retrain — off the request path.
+
+Jobs are plain data: a job kind named by a plugin (:func:`modelyard_job_kinds`) plus JSON params, so that a job
+can be persisted, resumed after a crash and shipped to another process (:mod:`modelyard.jobs`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import attrs
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from modelyard.hookspecs.markers import hookspec
+from modelyard.jobs import JobKind
 from modelyard.providers import SchedulerProvider
-from modelyard.types import utcnow
+from modelyard.types import Job
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-
-
-@attrs.frozen(kw_only=True)
-class Job:
-    """One unit of background work and its state."""
-
-    id: str
-    kind: str
-    state: JobState = "queued"
-    params: Mapping[str, Any] = attrs.field(factory=dict)
-    result: Mapping[str, Any] | None = None
-    error: str | None = None
-    attempts: int = 0
-    created_at: Any = attrs.field(factory=utcnow)
-    updated_at: Any = attrs.field(factory=utcnow)
+# ``Job`` lives in modelyard.types with the other records; it is imported here (and listed in __all__) because
+# modules that predate the move import it from this one.
+__all__ = ["Job", "Scheduler", "modelyard_job_kinds", "modelyard_schedulers"]
 
 
 @runtime_checkable
 class Scheduler(Protocol):
-    """What a scheduler provider promises."""
+    """What a scheduler provider promises.
 
-    def submit(self, kind: str, fn: Callable[..., Mapping[str, Any] | None], /, *, params: Mapping[str, Any],
-               retries: int = 0) -> Job:
-        """Queue ``fn(**params)``; returns the job record immediately."""
+    A scheduler runs jobs of the kinds offered through :func:`modelyard_job_kinds`, looked up by name, with JSON
+    params. It checks a submission before queuing it and keeps each job's record up to date — ``queued →
+    running → succeeded | failed | cancelled``, a failed attempt with retries left going back to ``queued`` —
+    and calls :func:`~modelyard.hookspecs.monitor.modelyard_after_job_finished` once per job, after its final
+    state is recorded.
+    """
+
+    def submit(self, kind: str, params: Mapping[str, Any] | None = None, *, retries: int = 0) -> Job:
+        """Queue a job of ``kind`` with ``params`` (a JSON object; None means ``{}``); returns its queued record.
+
+        ``retries`` further attempts follow a failure. Raises :class:`~modelyard.errors.InvalidInput` before
+        queuing anything for a kind that is not installed (``field="kind"``), params that are not JSON or do not
+        fit the kind's schema (``field="params.<key>"``), or a bad ``retries`` (``field="retries"``).
+        """
         ...
 
     def get(self, job_id: str) -> Job:
@@ -47,7 +48,7 @@ class Scheduler(Protocol):
         ...
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a queued job (running ones are cancelled when they next yield)."""
+        """Cancel a queued job (running ones are cancelled when they next check, and are not retried)."""
         ...
 
     def list(self) -> list[Job]:
@@ -76,4 +77,34 @@ def modelyard_schedulers() -> Iterable[SchedulerProvider]:  # type: ignore[empty
             @hookimpl
             def modelyard_schedulers():
                 yield SchedulerProvider(name="local", factory=LocalScheduler.from_config)
+    """
+
+
+@hookspec
+def modelyard_job_kinds() -> Iterable[JobKind]:  # type: ignore[empty-body]
+    """Offer job kinds: named units of background work that a scheduler runs with JSON params.
+
+    Called when the scheduler is assembled, and again before a submission or a run whenever plugins were
+    registered or unregistered since, so a plugin registered later (a monitor, a test plugin) adds kinds too.
+    A kind's ``run(params, ctx)`` may run in another process than the one that submitted it (a worker that has
+    the same plugins installed), so it must need nothing but its params and ``ctx``.
+
+    Returns:
+        An iterable of :class:`~modelyard.jobs.JobKind`, each with a name that is unique across plugins (two
+        plugins offering one name are an error naming both).
+
+    All results are collected.
+
+    Example:
+        .. code-block:: python
+
+            @attrs.frozen(kw_only=True)
+            class RetrainParams:
+                model: str
+                epochs: int = 10
+
+            @hookimpl
+            def modelyard_job_kinds():
+                yield JobKind(name="acme.retrain", run=retrain, params_schema=RetrainParams,
+                              description="retrain a model on fresh data and register the result")
     """

@@ -5,28 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from modelyard.hookspecs.markers import hookspec
+from modelyard.providers import ConfigSection
 
 if TYPE_CHECKING:
     from modelyard.platform import Platform
 
-
-@attrs.frozen(kw_only=True)
-class ConfigSection:
-    """A top-level config section a plugin adds, e.g. ``[server]``, validated against ``schema`` (attrs)."""
-
-    name: str
-    schema: type
-    description: str = ""
+# ``ConfigSection`` lives in modelyard.providers with the other records a plugin offers; it is imported here
+# (and listed in __all__) because modules that predate the move import it from this one.
+__all__ = ["ConfigSection", "modelyard_cli_commands", "modelyard_config_sections", "modelyard_http_routes"]
 
 
 @hookspec
 def modelyard_http_routes(platform: Platform) -> Iterable[Any]:  # type: ignore[empty-body]
     """Contribute Litestar route handlers, controllers or routers to the server.
 
-    Called once per app, by ``create_app(platform)``, before the app starts.
+    Called once per app, by ``create_app(platform)``, before the app starts. Every route declares in ``opt``
+    what it does — ``{"action": <a name from the action catalogue>, "resource": "models/{name}"}``, plus
+    ``"decided_by": "platform"`` when its handler calls a checking Platform verb with
+    ``principal=principal_of(request)`` — or ``{"public": True}``; ``create_app`` raises naming any other route
+    and this plugin (deny by default). Each request is decided once: by the server before the handler, or by
+    the verb the handler calls.
 
     Args:
         platform: the platform the routes act on (handlers call its methods; no business logic in handlers).
@@ -41,9 +40,10 @@ def modelyard_http_routes(platform: Platform) -> Iterable[Any]:  # type: ignore[
 
             @hookimpl
             def modelyard_http_routes(platform):
-                @get("/api/v1/hello")
-                async def hello() -> dict:
-                    return {"models": platform.registry.list_models().total}
+                @get("/api/v1/hello", opt={"action": "models:read", "resource": "models",
+                                           "decided_by": "platform"}, sync_to_thread=True)
+                def hello(request: Request) -> dict:
+                    return {"models": platform.registry.list_models(principal=principal_of(request)).total}
                 return [hello]
     """
 
@@ -80,7 +80,7 @@ def modelyard_config_sections() -> Iterable[ConfigSection]:  # type: ignore[empt
     declare it here.
 
     Returns:
-        An iterable of :class:`ConfigSection`.
+        An iterable of :class:`~modelyard.providers.ConfigSection`.
 
     All results are collected.
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
-from modelyard.hookspecs.markers import hookspec
+from modelyard.hookspecs.markers import hookspec, renamed
 from modelyard.providers import StorageProvider
 from modelyard.types import ArtifactRef
 
@@ -54,8 +54,8 @@ class ArtifactStore(Protocol):
 
 
 @hookspec
-def modelyard_storages() -> Iterable[StorageProvider]:  # type: ignore[empty-body]
-    """Offer storage providers.
+def modelyard_artifact_stores() -> Iterable[StorageProvider]:  # type: ignore[empty-body]
+    """Offer artifact stores: the providers of the ``storage`` slot (``fsspec``, …).
 
     Called once per plugin manager, at assembly.
 
@@ -69,6 +69,29 @@ def modelyard_storages() -> Iterable[StorageProvider]:  # type: ignore[empty-bod
         .. code-block:: python
 
             @hookimpl
-            def modelyard_storages():
+            def modelyard_artifact_stores():
                 yield StorageProvider(name="fsspec", factory=FsspecStore.from_config, config_schema=FsspecConfig)
+    """
+
+
+@hookspec(warn_on_impl=renamed("modelyard_storages", "modelyard_artifact_stores"))
+def modelyard_storages() -> Iterable[StorageProvider]:  # type: ignore[empty-body]
+    """Deprecated former name of :func:`modelyard_artifact_stores`; implement that instead.
+
+    Called, and its results collected, exactly like :func:`modelyard_artifact_stores`, for one more release
+    (it is removed in modelyard 0.3); registering a plugin that implements it emits a ``DeprecationWarning``
+    naming the new hook.
+
+    Returns:
+        An iterable of :class:`~modelyard.providers.StorageProvider`; the factory returns an
+        :class:`ArtifactStore`.
+
+    All results are collected, together with those of :func:`modelyard_artifact_stores`.
+
+    Example:
+        .. code-block:: python
+
+            @hookimpl
+            def modelyard_artifact_stores():  # rename the function; its body stays the same
+                ...
     """

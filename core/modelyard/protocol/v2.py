@@ -41,13 +41,18 @@ Errors
 Every failure raises :class:`CodecError`. Its ``status`` is the HTTP status a server should
 answer with:
 
-* **400** - the body cannot be read as V2 tensors: invalid JSON or UTF-8, a required field
-  missing or of the wrong JSON type, an ``Inference-Header-Content-Length`` outside the
+* **400** - the body cannot be read as V2 tensors: invalid JSON or UTF-8, JSON nested deeper
+  than :data:`MAX_JSON_DEPTH` arrays and objects, a string holding a lone UTF-16 surrogate
+  (``"\\ud800"``), a required field missing or of the wrong JSON type, an
+  ``Inference-Header-Content-Length`` that is not plain ASCII digits or lies outside the
   body, binary data truncated or left over, or tensor data that disagrees with the tensor's
-  own declaration (element or byte count vs shape, element type or range vs datatype,
-  malformed BYTES framing, both or neither of ``data`` and ``binary_data_size``).
+  own declaration (element or byte count vs shape, element type or range vs datatype - a
+  JSON number beyond the datatype's range, such as ``1e400`` or ``1e39`` for FP32 or 256
+  for UINT8, is refused, never rounded to infinity or wrapped - malformed BYTES framing,
+  both or neither of ``data`` and ``binary_data_size``).
 * **422** - the JSON has the right structure, but a value is not acceptable: an unknown
-  datatype, a negative dimension, a duplicated input or requested-output name.
+  datatype, a negative dimension, a shape of more than :data:`MAX_DIMS` dimensions or of
+  more elements than an array can hold, a duplicated input or requested-output name.
 * **500** - raised only by the encoders: the caller handed over an array the protocol
   cannot carry (e.g. a complex dtype, a BYTES element that is neither bytes nor str, or
   non-UTF-8 bytes to be sent as JSON). For a server that is its own bug.
@@ -55,21 +60,30 @@ answer with:
 :func:`decode_response` uses the same 400/422 classification; a response body that is a V2
 error object (``{"error": "..."}``) raises with status 502.
 
+Whatever the msgspec release raises while decoding (``DecodeError``, ``ValidationError`` or
+any other of its errors, ``RecursionError``, ``OverflowError``, ``UnicodeError``,
+``ValueError``), the decoders raise :class:`CodecError`: nothing else escapes them.
+
 Only numpy and msgspec are imported at module level; the stdlib ``json`` module is imported
 lazily, on the rare paths that need ``NaN``/``Infinity`` literals.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from modelyard.datatypes import DATATYPES, FLOAT_DATATYPES, datatypes_by_kind_size, numpy_dtypes
+
 __all__ = [
     "DATATYPES",
     "HEADER_LENGTH_HEADER",
+    "MAX_DIMS",
+    "MAX_JSON_DEPTH",
     "CodecError",
     "InferInput",
     "InferRequest",
@@ -80,41 +94,32 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "json_depth",
+    "json_too_deep",
     "numpy_dtype",
 ]
 
 #: Name of the HTTP header carrying the JSON header's byte length when binary data follows.
 HEADER_LENGTH_HEADER = "Inference-Header-Content-Length"
+#: The most dimensions a tensor may have (numpy's own limit).
+MAX_DIMS = 64
+#: The deepest nesting of JSON arrays and objects accepted in an inference header: deeper documents are refused
+#: before any parser recurses into them (``data`` of a tensor nested row by row may thus nest 61 levels).
+MAX_JSON_DEPTH = 64
+# The most elements a shape may describe: numpy's limit on an array's bytes (2**63 - 1) for 8-byte elements.
+_MAX_ELEMENTS = 2**60
 
 # --------------------------------------------------------------------------------------------
 # Datatypes
 # --------------------------------------------------------------------------------------------
 
-# Little-endian on the wire; on little-endian hosts these are the native dtypes.
-_DTYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
-
-#: Every V2 datatype this codec handles.
-DATATYPES: tuple[str, ...] = tuple(_DTYPES)
+# The table is modelyard.datatypes' (DATATYPES is re-exported from there): little-endian on the
+# wire; on little-endian hosts these are the native dtypes.
+_DTYPES = numpy_dtypes()
 _DATATYPE_LIST = ", ".join(DATATYPES)
 
-_BY_KIND_SIZE: dict[tuple[str, int], str] = {
-    (dt.kind, dt.itemsize): name for name, dt in _DTYPES.items() if name != "BYTES"
-}
-_FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
+_BY_KIND_SIZE = datatypes_by_kind_size()
+_FLOAT_TYPES = FLOAT_DATATYPES
 _NARROW_FLOATS = frozenset({"FP16", "FP32"})  # Python floats can overflow these
 
 _ELEMENT_TYPES: dict[str, type] = {name: int for name in DATATYPES}
@@ -306,23 +311,121 @@ def _split(body: Any, header_length: int | str | None) -> tuple[bytes, Any, int]
         body = bytes(body)
     if header_length is None:
         return body, body, len(body)
-    try:
+    if type(header_length) is str:
+        # Plain ASCII decimal digits only: int() would also take a sign, spaces, underscores and other
+        # Unicode digits ("+1_0", " 10 ", Arabic-Indic or full-width digits).
+        if not (header_length.isascii() and header_length.isdecimal() and len(header_length) <= 20):
+            raise CodecError(
+                f"{HEADER_LENGTH_HEADER} must be a byte count in ASCII digits, got {_short(header_length)}"
+            )
         hl = int(header_length)
-    except (TypeError, ValueError):
-        raise CodecError(f"{HEADER_LENGTH_HEADER} must be an integer, got {_short(header_length)}") from None
+    elif isinstance(header_length, int) and not isinstance(header_length, bool):
+        hl = header_length
+    else:
+        raise CodecError(f"{HEADER_LENGTH_HEADER} must be an integer, got {_short(header_length)}")
     if hl < 0 or hl > len(body):
         raise CodecError(f"{HEADER_LENGTH_HEADER} {hl} is outside the body ({len(body)} bytes)")
     return body, (body if hl == len(body) else body[:hl]), hl
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # 1e400: msgspec refuses it, json would make it infinity
+        raise _OutOfRange(text if len(text) <= 40 else text[:37] + "...")
+    return value
+
+
+# A UTF-16 surrogate written as a JSON escape: the only way a string can hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _parse_lenient(header: bytes, exc: Exception) -> Any:
-    """Parse JSON that msgspec rejected: in practice, JSON with NaN/Infinity literals (Triton)."""
+    """Parse JSON that msgspec rejected: in practice, JSON with NaN/Infinity literals (Triton).
+
+    What else msgspec refuses is refused here too: invalid UTF-8, numbers beyond a float's range and
+    strings holding a lone UTF-16 surrogate (``"\\ud800"``: no UTF-8 text holds one, so no name, id or
+    BYTES element may either).
+    """
     import json
 
     try:
-        return json.loads(header)
-    except (ValueError, RecursionError):
+        doc = json.loads(header.decode("utf-8"), parse_float=_finite_float)
+    except _OutOfRange as e:
+        raise CodecError(f"inference header holds a number out of range: {e}") from None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CodecError(f"inference header is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(header):
+        where = _lone_surrogate(doc)
+        if where is not None:
+            raise CodecError(
+                f"{where} is not valid Unicode: it holds a lone UTF-16 surrogate (a \\ud800-\\udfff "
+                "escape without its pair)"
+            )
+    return doc
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _lone_surrogate(doc: Any) -> str | None:
+    """Where the first string holding a lone surrogate is (``'inputs[0].name'``), or None."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:  # no recursion: the depth is bounded, but a loop costs nothing more
+        path, value = stack.pop()
+        t = type(value)
+        if t is str:
+            if not _is_unicode(value):
+                return f"'{path}'" if path else "the inference header"
+        elif t is dict:
+            items = []
+            for key, item in value.items():
+                if not _is_unicode(key):
+                    return f"a key of '{path}'" if path else "a key of the inference header"
+                items.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(items))
+        elif t is list:
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+    return None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def json_depth(text: bytes) -> int:
+    """How deep the JSON ``text`` nests arrays and objects (brackets inside strings do not count), found
+    without parsing it: the strings are cut out with one regular expression and the brackets counted with
+    numpy, so no parser recurses into a hostile document."""
+    brackets = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    # '[' (0x5b) and '{' (0x7b) have bit 1 set, ']' (0x5d) and '}' (0x7d) do not: +1 and -1.
+    steps = (np.frombuffer(brackets, np.uint8) & 2).astype(np.int64) - 1
+    return int(np.cumsum(steps).max())
+
+
+def json_too_deep(text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` levels deep.
+
+    Two ``bytes.count`` calls when it cannot (a document with at most ``limit`` brackets), so it is cheap on
+    the predict path; :func:`json_depth` otherwise. The server checks every JSON body it reads with it.
+    """
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    return json_depth(text) > limit
+
+
+def _too_deep(kind: str) -> CodecError:
+    return CodecError(f"the inference {kind} nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
 
 
 def _parse_generic(header: bytes) -> Any:
@@ -458,7 +561,8 @@ def _checked_flat(what: str, name: str, datatype: str, values: Any) -> list:
         t = type(v)
         if t is not want and not (want is float and t is int):
             raise _err(what, name, f"data[{i}] is {_short(v)}, expected {_EXPECTED[datatype]} for {datatype}")
-    raise _err(what, name, f"data does not match datatype {datatype}")  # pragma: no cover
+    # Every element has the right JSON type, so msgspec refused a number beyond any float (10**400).
+    raise _err(what, name, f"data holds a value out of range for {datatype}")
 
 
 def _from_json(
@@ -467,10 +571,18 @@ def _from_json(
     if type(data) is msgspec.Raw:
         try:
             values = _FLAT_DECODERS[datatype].decode(data)
-        except msgspec.ValidationError:  # nested, scalar, or wrongly typed: take the slow path
-            values = _checked_flat(what, name, datatype, _GENERIC_DECODER.decode(data))
-        except UnicodeDecodeError as e:  # msgspec checks strings' UTF-8 only when decoding them
-            raise _err(what, name, f"data is not valid UTF-8: {e}") from None
+        except msgspec.ValidationError:  # nested, scalar, wrongly typed or out of range: the slow path
+            try:
+                generic = _GENERIC_DECODER.decode(data)
+            except msgspec.ValidationError as e:  # a number beyond any float: 1e400
+                raise _err(what, name, f"data holds a value out of range for {datatype}: {e}") from None
+            except (msgspec.DecodeError, UnicodeDecodeError) as e:
+                raise _err(what, name, f"data is not valid JSON: {e}") from None
+            values = _checked_flat(what, name, datatype, generic)
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
+            # msgspec checks the UTF-8 of strings inside a Raw only when decoding them: "Invalid UTF-8
+            # encoded string" is a DecodeError in msgspec 0.23, a UnicodeDecodeError in older releases.
+            raise _err(what, name, f"data is not valid JSON: {e}") from None
     else:
         values = _checked_flat(what, name, datatype, data)
     if len(values) != count:
@@ -541,11 +653,15 @@ def _decode_tensors(
         if dtype is None:
             raise _err(what, name, f"unknown datatype {datatype!r}; expected one of {_DATATYPE_LIST}", 422)
         shape = t.shape
+        if len(shape) > MAX_DIMS:
+            raise _err(what, name, f"shape has {len(shape)} dimensions; at most {MAX_DIMS} are supported", 422)
         count = 1
         for d in shape:
             if d < 0:
                 raise _err(what, name, f"shape {shape} has a negative dimension", 422)
             count *= d
+        if count > _MAX_ELEMENTS:
+            raise _err(what, name, f"shape {shape} has more elements than an array can hold", 422)
         params = t.parameters
         size = params.get("binary_data_size") if params else None
         data: Any = t.data
@@ -597,7 +713,11 @@ def _decode_tensors(
             raise _err(what, name, "shared-memory tensors are not supported")
         else:
             raise _err(what, name, "'data' is missing (and no parameters.binary_data_size)")
-        decoded.append((t, arr.reshape(shape)))
+        try:
+            arr = arr.reshape(shape)
+        except ValueError:  # no elements, but dimensions whose product numpy cannot represent: [2**62, 4, 0]
+            raise _err(what, name, f"shape {shape} has dimensions too large for an array", 422) from None
+        decoded.append((t, arr))
     if pos != end:
         if last_binary is None:
             raise CodecError(
@@ -612,15 +732,31 @@ def _decode_tensors(
     return decoded
 
 
-def decode_request(body: bytes, *, header_length: int | None = None) -> InferRequest:
+def decode_request(body: bytes, *, header_length: int | str | None = None) -> InferRequest:
     """Decode an inference request body.
 
     ``header_length`` is the ``Inference-Header-Content-Length`` header (an int, or the raw
     header string): the first ``header_length`` bytes are the JSON header and the rest is the
     binary data of the inputs that have ``parameters.binary_data_size``, in input order.
-    Raises :class:`CodecError` on any problem.
+    Raises :class:`CodecError` on any problem, and nothing else.
     """
+    try:  # free in Python 3.11+ unless something raises
+        return _decode_request(body, header_length)
+    except _DECODE_ERRORS as exc:
+        # What the checks below do not name: a safety net, so that no msgspec release and no input makes
+        # the decoder raise anything but a CodecError.
+        raise CodecError(f"invalid inference request: {type(exc).__name__}: {exc}") from None
+
+
+#: What a decoder may raise on hostile input besides CodecError (msgspec's errors are ValueErrors today).
+_DECODE_ERRORS = (msgspec.MsgspecError, ValueError, ArithmeticError, RecursionError)
+
+
+def _decode_request(body: bytes, header_length: int | str | None) -> InferRequest:
     body, header, pos = _split(body, header_length)
+    # Two bytes.count calls unless the header has more than MAX_JSON_DEPTH brackets.
+    if header.count(b"[") + header.count(b"{") > MAX_JSON_DEPTH and json_depth(header) > MAX_JSON_DEPTH:
+        raise _too_deep("header")
     try:
         req: _Request = _REQUEST_DECODER.decode(header)
     except msgspec.ValidationError as exc:
@@ -657,12 +793,22 @@ def decode_request(body: bytes, *, header_length: int | None = None) -> InferReq
     return InferRequest(req.id, inputs, outputs, parameters)
 
 
-def decode_response(body: bytes, *, header_length: int | None = None) -> InferResponse:
+def decode_response(body: bytes, *, header_length: int | str | None = None) -> InferResponse:
     """Decode an inference response body (the client side of :func:`encode_response`).
 
     ``header_length`` is the response's ``Inference-Header-Content-Length`` header, if any.
+    Raises :class:`CodecError` on any problem, and nothing else.
     """
+    try:
+        return _decode_response(body, header_length)
+    except _DECODE_ERRORS as exc:
+        raise CodecError(f"invalid inference response: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_response(body: bytes, header_length: int | str | None) -> InferResponse:
     body, header, pos = _split(body, header_length)
+    if json_too_deep(header):
+        raise _too_deep("response")
     try:
         resp: _Response = _RESPONSE_DECODER.decode(header)
     except msgspec.ValidationError as exc:

@@ -70,13 +70,14 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import attrs
 import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from modelyard.errors import Conflict, InvalidInput, NotFound
+from modelyard.errors import Conflict, InvalidInput, ModelyardError, NotFound
 from modelyard.hookspecs.registry import RegistryBackend
 from modelyard.types import (
     ArtifactRef,
@@ -88,6 +89,7 @@ from modelyard.types import (
     ModelVersion,
     NewVersion,
     Page,
+    ServingState,
     Signature,
     TensorSpec,
 )
@@ -545,26 +547,86 @@ class RegistryConformance:
 
     # ------------------------------------------------------------------------------------------- deployments
     def test_deployment_records(self, backend: RegistryBackend) -> None:
-        """Put (create and replace), get, list by name, delete; NotFound when absent."""
+        """Put (create and replace), get, list by name, delete; NotFound when absent. Each put returns the
+        record with the next generation; a replacement keeps the creation time."""
         first = Deployment(name="churn", model="churn", version=1, runtime="local", requested_ref="churn@production",
                            batching=BatchingConfig(max_batch_size=16, max_wait_ms=1.5), replicas=2,
                            options={"threads": 2, "nested": {"a": [1, 2]}}, state="ready")
-        assert backend.put_deployment(first) == first
-        assert backend.get_deployment("churn") == first
+        put = backend.put_deployment(first)
+        assert put.generation == 1
+        assert attrs.evolve(put, generation=0, updated_at=first.updated_at) == first
+        assert backend.get_deployment("churn") == put
         other = Deployment(name="a-fraud", model="fraud", version=3, runtime="local")
-        backend.put_deployment(other)
+        other = backend.put_deployment(other)
         assert [d.name for d in backend.list_deployments()] == ["a-fraud", "churn"]
         replaced = Deployment(name="churn", model="churn", version=2, runtime="local", state="failed",
-                              message="boom", created_at=first.created_at)
-        backend.put_deployment(replaced)
+                              message="boom")
+        again = backend.put_deployment(replaced)
         got = backend.get_deployment("churn")
-        assert got == replaced and got.batching is None and dict(got.options) == {}
+        assert got == again and got.generation == 2 and got.created_at == put.created_at
+        assert got.version == 2 and got.state == "failed" and got.message == "boom"
+        assert got.batching is None and dict(got.options) == {}
         backend.delete_deployment("churn")
         with pytest.raises(NotFound, match="churn"):
             backend.get_deployment("churn")
         with pytest.raises(NotFound, match="churn"):
             backend.delete_deployment("churn")
         assert backend.list_deployments() == [other]
+
+    def test_deployment_revision_and_state(self, backend: RegistryBackend) -> None:
+        """Every write to a deployment record moves the revision; a state change applies only to the
+        generation it names (a newer desired state is never overwritten)."""
+        seen = backend.deployments_revision()
+        dep = backend.put_deployment(Deployment(name="churn", model="churn", version=1, runtime="local"))
+        assert backend.deployments_revision() > seen
+        seen = backend.deployments_revision()
+        assert backend.set_deployment_state("churn", dep.generation, "ready") is True
+        assert backend.deployments_revision() > seen
+        got = backend.get_deployment("churn")
+        assert got.state == "ready" and got.generation == dep.generation
+        newer = backend.put_deployment(attrs.evolve(dep, version=2, state="pending"))
+        assert backend.set_deployment_state("churn", dep.generation, "failed", "stale") is False
+        assert backend.get_deployment("churn").state == "pending"
+        assert backend.set_deployment_state("churn", newer.generation, "failed", "boom") is True
+        assert backend.get_deployment("churn").message == "boom"
+        seen = backend.deployments_revision()
+        backend.delete_deployment("churn")
+        assert backend.deployments_revision() > seen
+
+    def test_deployment_write_and_audit_are_one(self, backend: RegistryBackend) -> None:
+        """The audit entry of a deployment change is written with it; an entry that cannot be written
+        (not JSON) means the change does not happen either."""
+        event = AuditEvent(action="deployments:create", resource="deployments/churn", principal="alice")
+        backend.put_deployment(Deployment(name="churn", model="churn", version=1, runtime="local"), audit=event)
+        assert [e.action for e in backend.list_audit(resource="deployments/churn").items] == ["deployments:create"]
+        bad = AuditEvent(action="deployments:create", resource="deployments/churn", details={"x": object()})
+        with pytest.raises(ModelyardError):
+            backend.put_deployment(Deployment(name="churn", model="churn", version=9, runtime="local"), audit=bad)
+        assert backend.get_deployment("churn").version == 1
+        with pytest.raises(ModelyardError):
+            backend.delete_deployment("churn", audit=bad)
+        assert backend.get_deployment("churn").version == 1
+
+    def test_serving_reports(self, backend: RegistryBackend) -> None:
+        """Processes report what they serve per deployment; replace, forget and heartbeat act on one process."""
+        a = ServingState(process="host/1", deployment="churn", model="churn", version=1, generation=1)
+        b = ServingState(process="host/2", deployment="churn", model="churn", version=2, generation=2,
+                         state="failed", message="no memory")
+        backend.report_serving("host/1", [a])
+        backend.report_serving("host/2", [b, attrs.evolve(b, deployment="fraud", state="ready")])
+        rows = backend.list_serving("churn")
+        assert [(r.process, r.version, r.state, r.message) for r in rows] == [
+            ("host/1", 1, "ready", ""), ("host/2", 2, "failed", "no memory")]
+        before = rows[0].seen_at
+        backend.touch_serving("host/1")
+        assert backend.list_serving("churn")[0].seen_at >= before
+        backend.report_serving("host/2", [attrs.evolve(b, state="ready", message="")], replace=True)
+        assert [(r.deployment, r.state) for r in backend.list_serving() if r.process == "host/2"] == [
+            ("churn", "ready")]
+        backend.forget_serving("host/2")
+        assert [r.process for r in backend.list_serving()] == ["host/1"]
+        backend.forget_serving("host/1", "churn")
+        assert backend.list_serving() == []
 
     # ------------------------------------------------------------------------------------------- audit
     def test_audit_log(self, backend: RegistryBackend) -> None:

@@ -46,6 +46,10 @@ What it proves:
   bytes and the size is their length; ``put`` is idempotent;
 - tamper detection: a corrupted blob raises :class:`~modelyard.errors.IntegrityError` when read to the end, and
   ``get`` leaves ``dest`` as it was (absent, or its previous content) with no temporary file beside it;
+- self-repair: putting the original bytes again (from a stream or a path) after a blob was corrupted rewrites it,
+  so it reads back verified, and leaves one blob and no temporary object — a store must not keep a damaged blob
+  just because one is present under the digest (make :meth:`~StorageConformance.corrupt` keep the size: a
+  size check alone does not see a flipped byte);
 - a streamed put of :attr:`~StorageConformance.large_blob_size` bytes (64 MiB, generated as it is read) keeps
   Python's traced memory peak under :attr:`~StorageConformance.large_put_memory_limit` (set it to ``None`` for a
   store that keeps blobs in memory, such as ``memory://``; the put is still checked);
@@ -297,7 +301,11 @@ class StorageConformance:
                                   "modelyard.testing.storage")
 
     def corrupt(self, store: ArtifactStore, digest: str) -> None:
-        """Override: change the stored bytes of ``digest`` without going through the store's API."""
+        """Override: change the stored bytes of ``digest`` without going through the store's API.
+
+        Prefer flipping bytes in place (same size) to truncating: that is the damage a size check cannot see,
+        and the self-repair check is meant to catch a store that relies on one.
+        """
         raise NotImplementedError(f"{type(self).__name__} must override corrupt(store, digest) so the kit can "
                                   "check tamper detection: see the docstring of modelyard.testing.storage")
 
@@ -422,6 +430,25 @@ class StorageConformance:
             store.get(ref.digest, old)
         assert list(old.parent.iterdir()) == [old]
         assert old.read_bytes() == b"the previous, verified model"
+
+    def test_putting_the_original_again_repairs_a_damaged_blob(self, store: ArtifactStore, tmp_path: Path) -> None:
+        """After a blob was damaged, a put of the intact bytes (from a stream, then from a path) rewrites it."""
+        payload = random_bytes(3 * self.chunk_size + 17, seed=8)
+        ref = store.put(io.BytesIO(payload))
+        source = tmp_path / "intact.bin"
+        source.write_bytes(payload)
+        for again in (lambda: store.put(io.BytesIO(payload)), lambda: store.put(source)):
+            self.corrupt(store, ref.digest)
+            with store.open(ref.digest) as stream, pytest.raises(IntegrityError):
+                stream.read()
+            assert again() == ref
+            with store.open(ref.digest) as stream:
+                assert stream.read() == payload  # read to the end: verified
+            dest = tmp_path / "repaired.bin"
+            assert Path(store.get(ref.digest, dest)) == dest and dest.read_bytes() == payload
+            assert store.size(ref.digest) == len(payload)
+            assert list(store.list()) == [ref.digest]
+            assert self.temporary_objects(store) == []
 
     # ------------------------------------------------------------------------------------------- errors
     def test_missing_blob_is_not_found(self, store: ArtifactStore, tmp_path: Path) -> None:

@@ -17,14 +17,14 @@ from modelyard_plugins.basics.monitor import LogMonitor, LogMonitorConfig
 
 
 @hookimpl
-def modelyard_auth_providers() -> Iterator[AuthProvider]:
+def modelyard_authenticators() -> Iterator[AuthProvider]:
     """Offer ``anonymous`` auth: everyone is the anonymous admin (dev mode, embedding)."""
     yield AuthProvider(name="anonymous", factory=AnonymousAuth.from_config,
                        description="no credentials: every request is the anonymous principal (dev mode)")
 
 
 @hookimpl
-def modelyard_billing_providers() -> Iterator[BillingProvider]:
+def modelyard_meters() -> Iterator[BillingProvider]:
     """Offer ``none`` billing: no metering, no quotas."""
     yield BillingProvider(name="none", factory=NoBilling.from_config, description="no metering, no quotas")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 from modelyard.providers import NoConfig, ProviderContext
+from modelyard.types import Principal
 
 
 @attrs.define
@@ -22,8 +23,8 @@ class NoBilling:
         """The provider factory: ``[billing] use = "none"``."""
         return cls()
 
-    def check_quota(self, principal: str, deployment: str) -> None:
-        """Never raises: there are no quotas."""
+    def check_quota(self, principal: Principal, deployment: str) -> None:
+        """Never raises: there are no quotas (the predict path pays one method call)."""
 
     def report(self, *, start: Any = None, end: Any = None, group_by: str = "principal") -> list[Mapping[str, Any]]:
         """Always empty: nothing is metered."""

@@ -44,7 +44,7 @@ def check_config(config: FsspecConfig) -> Iterator[tuple[str | None, str]]:
 
 
 @hookimpl
-def modelyard_storages() -> Iterator[StorageProvider]:
+def modelyard_artifact_stores() -> Iterator[StorageProvider]:
     """Offer the ``fsspec`` storage: sha256-addressed blobs, streamed in and out, verified on read."""
     yield StorageProvider(name="fsspec", factory=FsspecStore.from_config, config_schema=FsspecConfig,
                           description="content-addressed blobs on any fsspec URL (local directory by default)",

@@ -9,11 +9,18 @@ Layout under the root URL::
 object to its digest's key, so a failure half-way leaves no blob and no temporary object behind. Reads hash what
 they return and raise :class:`~modelyard.errors.IntegrityError` at the end when the bytes no longer match their
 digest (unless ``verify_on_read = false``).
+
+Storage repairs itself: a put whose digest is already stored hashes the stored blob (one streamed read, paid only
+by puts of bytes already there) and replaces it with the freshly written, verified copy when it no longer matches,
+so re-registering the intact file fixes a damaged blob. A process killed in the middle of a put leaves its
+temporary object behind; opening the store removes temporary objects nothing has written to for
+``stale_upload_s`` seconds (a live put writes every chunk, so its object never gets that old).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import io
 import os
@@ -39,11 +46,19 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 # Protocols whose filesystem ships in one of our extras; any other names its own package.
 _EXTRAS = {"s3": "s3", "s3a": "s3"}
 _LOCAL = {"file", "local"}
+#: Default ``stale_upload_s``: an hour without a write. A put writes every chunk it reads, so only a put whose
+#: source stalls for that long could lose its temporary object (and then fails; no blob is harmed).
+STALE_UPLOAD_S = 3600
 
 
 def _positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be a positive number of bytes, got {value}")
+
+
+def _positive_seconds(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value}")
 
 
 @attrs.frozen(kw_only=True)
@@ -57,12 +72,15 @@ class FsspecConfig:
         chunk_size: Bytes read, hashed and written at a time; memory use of a put or get is about this much.
         verify_on_read: Hash every read and raise IntegrityError on a mismatch. Turn off only for storage you
             trust more than the cost of one sha256 pass per load.
+        stale_upload_s: When the store opens, temporary objects of uploads (``<root>/tmp``) unchanged for this
+            many seconds are the leftovers of a put that crashed and are removed.
     """
 
     url: str | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
     chunk_size: int = attrs.field(default=MiB, validator=_positive)
     verify_on_read: bool = True
+    stale_upload_s: int = attrs.field(default=STALE_UPLOAD_S, validator=_positive_seconds)
 
 
 def check_digest(digest: object) -> str:
@@ -173,13 +191,17 @@ class FsspecStore:
     # ------------------------------------------------------------------------------------------- construction
     @classmethod
     def from_url(cls, url: str, *, options: dict[str, Any] | None = None, chunk_size: int = MiB,
-                 verify_on_read: bool = True, base_dir: Path | None = None) -> FsspecStore:
-        """Open (and for a local directory, create) the store at ``url``."""
+                 verify_on_read: bool = True, base_dir: Path | None = None,
+                 stale_upload_s: float | None = STALE_UPLOAD_S) -> FsspecStore:
+        """Open (and for a local directory, create) the store at ``url``; remove temporary objects that crashed
+        puts left, once unchanged for ``stale_upload_s`` seconds (None: leave them)."""
         if chunk_size < 1:
             raise InvalidInput(f"chunk_size must be positive, got {chunk_size}", field="chunk_size")
         fs, root = open_filesystem(url, options, base_dir=base_dir)
         store = cls(fs=fs, root=root, url=url, chunk_size=chunk_size, verify_on_read=verify_on_read)
         store._makedirs(f"{root}/tmp")
+        if stale_upload_s is not None:
+            store.sweep_uploads(older_than=stale_upload_s)
         return store
 
     @classmethod
@@ -187,7 +209,48 @@ class FsspecStore:
         """The provider factory: default root ``file://<data_dir>/artifacts``."""
         url = config.url or f"file://{Path(ctx.data_dir) / 'artifacts'}"
         return cls.from_url(url, options=config.options, chunk_size=config.chunk_size,
-                            verify_on_read=config.verify_on_read, base_dir=Path(ctx.data_dir))
+                            verify_on_read=config.verify_on_read, base_dir=Path(ctx.data_dir),
+                            stale_upload_s=config.stale_upload_s)
+
+    def sweep_uploads(self, *, older_than: float = STALE_UPLOAD_S) -> list[str]:
+        """Remove temporary objects under ``<root>/tmp`` unchanged for ``older_than`` seconds; returns them.
+
+        Age is the only safe test here: several processes (on several hosts, for a shared bucket) may put into
+        one store at once, and a live put's object keeps changing while it is written. A filesystem that cannot
+        say when an object changed keeps its temporary objects. Errors are logged, never raised.
+        """
+        tmp = f"{self.root}/tmp"
+        try:
+            names = self.fs.find(tmp)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:  # listing is best effort: a store that cannot list still stores
+            log.warning("could not list temporary uploads", path=tmp, error=f"{type(exc).__name__}: {exc}")
+            return []
+        now = datetime.datetime.now(datetime.UTC)
+        removed = []
+        for name in names:
+            try:
+                changed = self.fs.modified(name)
+            except FileNotFoundError:
+                continue
+            except Exception:  # NotImplementedError and the like: no age, no removal
+                continue
+            if changed.tzinfo is None:  # fsspec's local and memory filesystems answer in UTC, some naively
+                changed = changed.replace(tzinfo=datetime.UTC)
+            if (now - changed).total_seconds() > older_than:
+                try:
+                    self.fs.rm_file(name)
+                except FileNotFoundError:
+                    continue
+                except Exception as exc:
+                    log.warning("could not remove a stale temporary upload", path=name,
+                                error=f"{type(exc).__name__}: {exc}")
+                    continue
+                removed.append(name)
+        if removed:
+            log.info("removed temporary uploads left by puts that crashed", store=self.url, count=len(removed))
+        return removed
 
     def blob_path(self, digest: str) -> str:
         """Where the blob with ``digest`` lives on :attr:`fs` (after validating the digest)."""
@@ -236,18 +299,39 @@ class FsspecStore:
         hexdigest = digest.hexdigest()
         final = self.blob_path(hexdigest)
         try:
-            present = self.fs.exists(final) and self.fs.size(final) == size
-            if present:
-                # Same bytes are already stored (a size mismatch means a damaged blob: replace it).
-                self._remove(tmp)
+            stored = self._stored_state(final, hexdigest, size)
+            if stored == "intact":
+                self._remove(tmp)  # the same bytes are already stored
             else:
+                if stored == "damaged":
+                    # The upload just written hashed to the digest; the stored copy does not: replace it.
+                    log.warning("stored artifact was damaged; replaced by the bytes just put", digest=hexdigest,
+                                store=self.url)
                 self._makedirs(final.rsplit("/", 1)[0])
                 self.fs.mv(tmp, final)
         except BaseException:
             self._remove(tmp)
             raise
-        log.debug("artifact stored", digest=hexdigest, size=size, deduplicated=present)
+        log.debug("artifact stored", digest=hexdigest, size=size, deduplicated=stored == "intact")
         return ArtifactRef(digest=hexdigest, size=size)
+
+    def _stored_state(self, path: str, digest: str, size: int) -> str:
+        """``absent``, ``intact`` or ``damaged``: what is stored at ``path`` for a blob of ``digest``, ``size``.
+
+        A blob of the right size is hashed (streamed): a flipped byte keeps the size, and only the digest tells.
+        """
+        try:
+            if not self.fs.exists(path):
+                return "absent"
+            if self.fs.size(path) != size:
+                return "damaged"
+            h = hashlib.sha256()
+            with self.fs.open(path, "rb") as stored:
+                while chunk := stored.read(self.chunk_size):
+                    h.update(chunk)
+        except FileNotFoundError:  # deleted meanwhile
+            return "absent"
+        return "intact" if h.hexdigest() == digest else "damaged"
 
     def _abandon(self, out: Any, tmp: str) -> None:
         try:
@@ -335,4 +419,4 @@ class FsspecStore:
         self._closed = True
 
 
-__all__ = ["FsspecConfig", "FsspecStore", "VerifyingReader", "check_digest", "open_filesystem"]
+__all__ = ["STALE_UPLOAD_S", "FsspecConfig", "FsspecStore", "VerifyingReader", "check_digest", "open_filesystem"]

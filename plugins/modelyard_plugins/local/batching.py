@@ -1,22 +1,30 @@
 """Request scheduling for the embedded in-process runtime: dynamic batching, bounded queues, concurrency limits.
 
 A deployed model is a blocking callable ``predict(inputs) -> outputs`` over ``dict[str, np.ndarray]`` with the batch
-on axis 0. The server is asyncio, so each deployment gets a *dispatcher* that turns ``await submit(inputs)`` into
-calls on a :class:`concurrent.futures.ThreadPoolExecutor` shared by every deployment:
+on axis 0. Each deployment gets a *dispatcher* that turns ``await submit(inputs)`` into calls on a
+:class:`concurrent.futures.ThreadPoolExecutor` shared by every deployment:
 
 * :class:`DirectDispatcher`: one model call per request, at most ``max_concurrency`` at once, at most
-  ``max_queue`` callers waiting for a slot;
+  ``max_queue`` callers waiting for a slot; models measured faster than ``inline_below_s`` run on the caller's
+  event loop (the thread hop would cost more than they do);
 * :class:`BatchingDispatcher`: concurrent requests with the same input layout are concatenated along axis 0
   into one call of at most ``max_batch_size`` rows, flushed when full or ``max_wait_ms`` after the first request
   of the batch arrived; the outputs are sliced back so every caller gets exactly its own rows.
 
-Both raise :class:`Overloaded` (HTTP 429 with Retry-After) at once, never blocking, when their queue is full, and
-offer :meth:`~DirectDispatcher.submit_sync` for callers without an event loop.
+``submit`` answers ``(outputs, model_s)``: the request's outputs and the seconds its model call took. Both raise
+:class:`Overloaded` (HTTP 429 with Retry-After) at once, never blocking, when their queue is full.
 
-This is the hottest path of the platform, which shapes the code: per request there is exactly one hop to a worker
-thread and one back (``executor.submit`` + ``call_soon_threadsafe``), no task creation, no logging, no locks; the
-waiting caller awaits a bare loop future. All scheduling state belongs to one event loop (the one that first
-used the dispatcher) and is touched only from it; other loops and threads are bridged to that loop.
+Callers may await ``submit`` from any event loop in any thread, at the same time: the server's loop, the loops of
+the Platform's sync facade (one per blocking caller's thread, :mod:`modelyard.bridge`), a user's ``asyncio.run``.
+They share one queue and one set of batches. Scheduling state is guarded by one lock per dispatcher, held for a
+few attribute updates only — never while a model runs, an executor is called or a future's callbacks run — and
+each caller's future is answered on its own loop. Concurrency slots are released by the worker thread that ran
+the call, so no limit depends on a caller's loop being alive; a batch joined from a second loop also gets a
+timer on that loop, so it is flushed even if the loop that opened it stops.
+
+This is the hottest path of the platform, which shapes the code: per request there is at most one hop to a
+worker thread and one back (``executor.submit`` + ``call_soon_threadsafe``; none for inline calls), two short lock
+sections, no task creation, no logging; the caller awaits a bare loop future.
 """
 
 from __future__ import annotations
@@ -27,9 +35,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import CancelledError as ConcurrentCancelledError
 from concurrent.futures import Executor
 from concurrent.futures import Future as ConcurrentFuture
+from functools import partial
 from typing import Any
 
 import attrs
@@ -37,6 +45,7 @@ import numpy as np
 from modelyard import errors
 
 __all__ = [
+    "Answer",
     "BatchingDispatcher",
     "DirectDispatcher",
     "DispatcherClosed",
@@ -48,13 +57,16 @@ __all__ = [
 PredictFn = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 """A deployed model: named arrays in, named arrays out, batch on axis 0 of every array."""
 
+Answer = tuple[Mapping[str, np.ndarray], float]
+"""What ``submit`` returns: the request's outputs, and the seconds of the model call that computed them."""
+
 _MIN_RETRY_AFTER = 0.05
 _MAX_RETRY_AFTER = 30.0
 # Weight of the newest sample in the service-time average: reacts within a handful of calls, yet one slow
 # outlier does not make every rejected client back off for long.
 _EWMA_ALPHA = 0.2
-# How often a blocked submit_sync checks that the loop holding its request still exists.
-_LOOP_CHECK_S = 0.25
+
+_running_loop = asyncio._get_running_loop  # the C accessor: no exception when there is none
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -102,27 +114,27 @@ def _clamp_retry(seconds: float) -> float:
     return min(_MAX_RETRY_AFTER, max(_MIN_RETRY_AFTER, seconds))
 
 
-def _call_soon_threadsafe(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object
-) -> None:
-    # Runs in a worker thread when a model call ends. If the loop that asked is gone (asyncio.run() returned while
-    # the call was running) nobody is waiting any more; without this guard concurrent.futures would log the
-    # RuntimeError as a failed callback.
+def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> bool:
+    """Run ``callback(*args)`` on ``loop``: now when this thread runs it, else scheduled thread-safely.
+
+    False when the loop is closed: whoever waited there is gone (``asyncio.run`` returned), nothing to answer.
+    Never called with the dispatcher's lock held: the callback may take it.
+    """
+    if _running_loop() is loop:
+        callback(*args)
+        return True
     try:
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:
-        pass
+        return False
+    return True
 
 
-def _run_loop_forever(loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
+def _rows_of(inputs: Mapping[str, Any]) -> int:
     try:
-        loop.run_forever()
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        return len(next(iter(inputs.values())))
+    except (StopIteration, TypeError):
+        return 0
 
 
 # --------------------------------------------------------------------------------------------- stats
@@ -151,7 +163,7 @@ class DispatcherStats:
 # __setattr__ that would tax every counter increment on the hot path, so arguments are checked in post-init.
 @attrs.define(eq=False)
 class _Dispatcher:
-    """Loop binding, the sync bridge, close() and stats, shared by both dispatchers."""
+    """The lock, close() and stats, shared by both dispatchers."""
 
     predict: PredictFn
     executor: Executor
@@ -163,14 +175,15 @@ class _Dispatcher:
     rejected: int = attrs.field(init=False, default=0)
     failed: int = attrs.field(init=False, default=0)
 
-    _loop: asyncio.AbstractEventLoop | None = attrs.field(init=False, default=None, repr=False)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
+    _idle: threading.Condition = attrs.field(init=False, repr=False)
     _closed: bool = attrs.field(init=False, default=False, repr=False)
     _in_flight: int = attrs.field(init=False, default=0, repr=False)
     _service_time: float = attrs.field(init=False, default=0.0, repr=False)
-    _idle_waiters: list[asyncio.Future[None]] = attrs.field(init=False, factory=list, repr=False)
-    _bind_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
-    _private_loop: asyncio.AbstractEventLoop | None = attrs.field(init=False, default=None, repr=False)
-    _private_thread: threading.Thread | None = attrs.field(init=False, default=None, repr=False)
+
+    @_idle.default
+    def _idle_condition(self) -> threading.Condition:
+        return threading.Condition(self._lock)
 
     # ---- public gauges
     @property
@@ -189,7 +202,7 @@ class _Dispatcher:
         return self._closed
 
     def stats(self) -> DispatcherStats:
-        """A consistent snapshot of gauges and counters (cheap: reads a few ints)."""
+        """A snapshot of gauges and counters (cheap: reads a few ints)."""
         return DispatcherStats(
             queue_depth=self.queue_depth,
             in_flight=self._in_flight,
@@ -204,10 +217,8 @@ class _Dispatcher:
     def _is_idle(self) -> bool:
         raise NotImplementedError
 
-    def _reset_pending(self) -> None:
-        raise NotImplementedError
-
-    async def _shutdown(self, drain: bool) -> None:
+    def _shutdown(self, drain: bool) -> Callable[[], None] | None:
+        """Under the lock, with ``_closed`` set: settle what ``drain`` says; may return work to do unlocked."""
         raise NotImplementedError
 
     # ---- shared helpers
@@ -217,183 +228,43 @@ class _Dispatcher:
         self._service_time = 0.0
 
     def _observe(self, elapsed: float) -> None:
-        # Exponentially weighted service time: Retry-After estimates and DirectDispatcher's inline decision.
+        # Under the lock. Exponentially weighted service time: Retry-After estimates and the inline decision.
         st = self._service_time
         self._service_time = elapsed if st == 0.0 else st + _EWMA_ALPHA * (elapsed - st)
 
-    def _notify_idle(self) -> None:
-        # close() waits on these; called whenever the closing dispatcher may have become idle.
-        if self._idle_waiters and self._is_idle():
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+    def _count_failed(self, n: int) -> None:
+        with self._lock:
+            self.failed += n
 
-    async def _wait_idle(self) -> None:
-        if not self._is_idle():
-            waiter = asyncio.get_running_loop().create_future()
-            self._idle_waiters.append(waiter)
-            await waiter
-
-    # ---- event-loop affinity
-    def _adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Slow path of the loop check in ``submit``: may ``loop`` run the dispatcher (True), or must the caller be
-        bridged to the bound loop (False)?
-
-        The queues, timers and futures belong to one loop. A dispatcher is bound to the first loop that uses it and
-        re-bound when that loop has closed (``asyncio.run`` returned) or stopped while idle. While the bound loop runs
-        in another thread, callers from other loops are bridged to it, so all callers still share one queue.
-        """
-        with self._bind_lock:
-            current = self._loop
-            if current is loop:
-                return True
-            if current is None or current.is_closed():
-                self._rebind(loop)
-                return True
-            # The private loop counts as running even before its thread has started it.
-            if current.is_running() or current is self._private_loop:
-                return False
+    def _notify_if_idle(self) -> None:
+        # close_sync() waits on the condition; called (after any answers were sent) once closing.
+        with self._lock:
             if self._is_idle():
-                self._rebind(loop)
-                return True
-            raise RuntimeError(
-                f"deployment {self.deployment!r}: the dispatcher is bound to another event loop, which is stopped "
-                "with requests pending"
-            )
+                self._idle.notify_all()
 
-    def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Whatever is left belongs to a dead loop: its futures can never be answered, its timers never fire, and
-        # completions of its model calls go to that loop (and are dropped there), so start from clean state.
-        self._loop = loop
-        self._reset_pending()
-
-    async def _bridge(self, coro: Any) -> Any:
-        loop = self._loop
-        assert loop is not None
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-    def _sync_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop ``submit_sync`` runs on: the bound loop if it is running (in another thread), else the private
-        background loop, started on first need."""
-        with self._bind_lock:
-            current = self._loop
-            if current is not None and not current.is_closed():
-                if current.is_running() or current is self._private_loop:
-                    return current
-                if not self._is_idle():
-                    raise RuntimeError(
-                        f"deployment {self.deployment!r}: the dispatcher is bound to an event loop that is stopped "
-                        "with requests pending"
-                    )
-            loop = self._private_loop
-            if loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=_run_loop_forever,
-                    args=(loop,),
-                    name=f"modelyard-dispatch-{self.deployment}",
-                    daemon=True,
-                )
-                thread.start()
-                self._private_loop, self._private_thread = loop, thread
-            self._rebind(loop)
-            return loop
-
-    @staticmethod
-    def _refuse_running_loop(method: str) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        # Blocking here would freeze the very loop that has to answer.
-        raise RuntimeError(
-            f"{method}() cannot be called from a thread running an event loop; await the async method"
-        )
-
-    def _stop_private_loop(self) -> None:
-        with self._bind_lock:
-            loop, thread = self._private_loop, self._private_thread
-            self._private_loop = self._private_thread = None
-        if loop is None or thread is None:
-            return
-        _call_soon_threadsafe(loop, loop.stop)
-        if thread is not threading.current_thread():
-            thread.join(timeout=5.0)
-
-    # ---- public sync API and close
-    def submit_sync(
-        self, inputs: Mapping[str, np.ndarray], timeout: float | None = None
-    ) -> dict[str, np.ndarray]:
-        """Blocking ``submit`` for library use, from any thread that is not running an event loop.
-
-        The request joins the same queues as async callers: it is scheduled on the dispatcher's loop when that loop
-        runs in another thread (the server's), and otherwise on a private daemon thread running an event loop that
-        the dispatcher starts on first use and stops in ``close()``/``close_sync()``. Raises what ``submit`` raises;
-        after ``timeout`` seconds the request is cancelled (withdrawn from its batch if not yet sent to the model)
-        and :class:`TimeoutError` is raised. If the loop it was bridged to ends first (``asyncio.run`` returned in
-        that loop's thread), :class:`concurrent.futures.CancelledError` is raised: the request was dropped and may
-        be submitted again, which binds the dispatcher to a live loop.
-        """
-        self._refuse_running_loop("submit_sync")
-        if self._closed:
-            raise DispatcherClosed(self.deployment)
-        loop = self._sync_loop()
-        future = asyncio.run_coroutine_threadsafe(self.submit(inputs), loop)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            # Wait in slices: if the loop is torn down with the request on it (asyncio.run returning in another
-            # thread schedules nothing more), its future is never settled and an unbounded wait would hang.
-            left = _LOOP_CHECK_S if deadline is None else min(_LOOP_CHECK_S, max(0.0, deadline - time.monotonic()))
-            try:
-                return future.result(left)
-            except TimeoutError:
-                if loop.is_closed() and not future.done():
-                    future.cancel()
-                    raise ConcurrentCancelledError(
-                        f"deployment {self.deployment!r}: the event loop running the request was closed"
-                    ) from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    future.cancel()
-                    raise TimeoutError(
-                        f"deployment {self.deployment!r}: no prediction within {timeout}s"
-                    ) from None
-
-    async def submit(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Predict ``inputs``; see the subclasses."""
-        raise NotImplementedError
-
-    async def close(self, *, drain: bool = True) -> None:
-        """Stop accepting requests, settle the pending ones, and stop the private loop thread if one was started.
+    # ---- close
+    def close_sync(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Stop accepting requests, settle the pending ones, and return when nothing is queued or running.
 
         New ``submit`` calls raise :class:`DispatcherClosed` from the moment this is called. With ``drain`` (the
         default) every accepted request is still run, batches are flushed at once without waiting for
-        ``max_wait_ms``; with ``drain=False`` queued requests fail with :class:`DispatcherClosed` and only model calls
-        already running are awaited. Returns when nothing is queued or running. Idempotent.
+        ``max_wait_ms``; with ``drain=False`` queued requests fail with :class:`DispatcherClosed` and only model
+        calls already running are awaited. Raises :class:`TimeoutError` if that takes longer than ``timeout``
+        seconds (the dispatcher stays closed). Idempotent; callable from any thread — but not from a loop that
+        still has requests waiting for a slot here, since they are answered on it.
         """
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
+        with self._lock:
             self._closed = True
-        elif self._loop is loop or self._adopt(loop):
-            await self._shutdown(drain)
-        else:
-            await self._bridge(self._shutdown(drain))
-        if self._private_loop is not None and self._private_loop is not loop:
-            await asyncio.to_thread(self._stop_private_loop)
+            after = self._shutdown(drain)
+        if after is not None:
+            after()
+        with self._lock:
+            if not self._idle.wait_for(self._is_idle, timeout):
+                raise TimeoutError(f"deployment {self.deployment!r}: requests still pending after {timeout}s")
 
-    def close_sync(self, timeout: float | None = None, *, drain: bool = True) -> None:
-        """``close()`` for callers without an event loop (library use next to ``submit_sync``).
-
-        Raises :class:`TimeoutError` if pending requests are not settled within ``timeout`` seconds (the dispatcher
-        stays closed).
-        """
-        self._refuse_running_loop("close_sync")
-        loop = self._loop
-        if loop is not None and not loop.is_closed() and (loop.is_running() or loop is self._private_loop):
-            asyncio.run_coroutine_threadsafe(self._shutdown(drain), loop).result(timeout)
-        else:
-            self._closed = True
-        self._stop_private_loop()
+    async def close(self, *, drain: bool = True) -> None:
+        """:meth:`close_sync` for async callers: waits in a worker thread, never blocking the loop."""
+        await asyncio.to_thread(self.close_sync, None, drain=drain)
 
 
 # --------------------------------------------------------------------------------------------- direct
@@ -411,9 +282,9 @@ class DirectDispatcher(_Dispatcher):
         deployment: name used in error messages.
         max_concurrency: model calls of this deployment running at once (>= 1).
         max_queue: callers allowed to wait for a slot (>= 0).
-        inline_below_s: when the measured call time is below this (and > 0), call the model on the event loop
-            instead of hopping to a worker thread. For tiny models the hop (two thread switches, ~70-90 µs of
-            CPU) costs 10x the model itself; a sub-threshold call blocks the loop for less than the hop would.
+        inline_below_s: when the measured call time is below this (and > 0), call the model on the caller's event
+            loop instead of hopping to a worker thread. For tiny models the hop (two thread switches, ~70-90 µs
+            of CPU) costs 10x the model itself; a sub-threshold call blocks the loop for less than the hop would.
             Slow calls are timed too, so a model that gets slower moves back to the executor by itself.
             ``0`` (the default) never inlines.
     """
@@ -437,55 +308,64 @@ class DirectDispatcher(_Dispatcher):
     def _is_idle(self) -> bool:
         return self._in_flight == 0 and not self._waiters
 
-    def _reset_pending(self) -> None:
-        self._waiters.clear()
-        self._in_flight = 0
-        self._idle_waiters.clear()
-
-    async def submit(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run ``predict(inputs)`` in the executor once a concurrency slot is free and return its outputs.
+    async def submit(self, inputs: Mapping[str, np.ndarray]) -> Answer:
+        """Run ``predict(inputs)`` once a concurrency slot is free; return its outputs and the call's seconds.
 
         Raises :class:`Overloaded` (at once) when ``max_queue`` callers already wait, :class:`DispatcherClosed`
         after ``close()``, and whatever the model raises. Cancelling the caller withdraws it from the queue; a call
         already running finishes in its thread and keeps its slot until then, so the limit holds for real threads.
         """
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop and not self._adopt(loop):
-            return await self._bridge(self.submit(inputs))
-        if self._closed:
-            raise DispatcherClosed(self.deployment)
-        if self._in_flight < self.max_concurrency:
-            # Slots are handed straight from a finishing call to the next waiter (see _release), so a free slot
-            # implies nobody is waiting: taking it cannot jump the queue.
-            self._in_flight += 1
-        else:
-            await self._wait_for_slot(loop)
-        self.requests += 1
-        self.batches += 1
-        try:
-            self.rows += len(next(iter(inputs.values())))
-        except (StopIteration, TypeError):
-            pass
+        waiter: asyncio.Future[None] | None = None
+        with self._lock:
+            if self._closed:
+                raise DispatcherClosed(self.deployment)
+            if self._in_flight < self.max_concurrency:
+                # Slots are handed straight from a finishing call to the next waiter (see _release), so a free
+                # slot implies nobody is waiting: taking it cannot jump the queue.
+                self._in_flight += 1
+                self.requests += 1
+                self.batches += 1
+                for first in inputs.values():
+                    try:
+                        self.rows += len(first)
+                    except TypeError:  # a scalar: no rows to count
+                        pass
+                    break
+            else:
+                waiter = self._queue_waiter()
+        if waiter is not None:
+            await self._wait_for_slot(waiter)
+            with self._lock:
+                self.batches += 1
+                self.rows += _rows_of(inputs)
 
         if 0.0 < self._service_time < self.inline_below_s:
             start = time.perf_counter()
             try:
                 outputs = self.predict(inputs)
             except BaseException:
-                self.failed += 1
+                with self._lock:
+                    self.failed += 1
+                    self._release()
+                if self._closed:
+                    self._notify_if_idle()
                 raise
-            finally:
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self._observe(elapsed)
                 self._release()
-            self._observe(time.perf_counter() - start)
-            return outputs
+            if self._closed:
+                self._notify_if_idle()
+            return outputs, elapsed
 
-        answer = loop.create_future()
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         try:
             work = self.executor.submit(self._call, inputs)
         except BaseException:
-            self._release()
+            with self._lock:
+                self._release()
             raise
-        work.add_done_callback(lambda done: _call_soon_threadsafe(loop, self._complete, answer, done))
+        work.add_done_callback(partial(self._done, answer))
         try:
             return await answer
         except asyncio.CancelledError:
@@ -493,78 +373,110 @@ class DirectDispatcher(_Dispatcher):
             work.cancel()
             raise
 
-    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _queue_waiter(self) -> asyncio.Future[None]:
+        # Under the lock: wait for a slot, or be refused at once.
         waiters = self._waiters
         if len(waiters) >= self.max_queue:
             self.rejected += 1
             ahead = len(waiters) / self.max_concurrency + 1
             raise Overloaded(self.deployment, _clamp_retry(self._service_time * ahead), len(waiters))
-        waiter = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
+        self.requests += 1
+        return waiter
+
+    async def _wait_for_slot(self, waiter: asyncio.Future[None]) -> None:
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.cancelled():
+            with self._lock:
                 try:
-                    waiters.remove(waiter)
-                except ValueError:  # _release already skipped it
-                    pass
-                if self._closed:
-                    self._notify_idle()
-            elif waiter.exception() is None:
-                # We were handed a slot but got cancelled before running: pass it on.
-                self._release()
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    # Already taken off the queue: a slot was handed to us (pass it on, unless the hand-over
+                    # is still on its way — _granted passes it on then) or we were skipped as cancelled.
+                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        self._release()
+                if self._closed and self._is_idle():
+                    self._idle.notify_all()
             raise
 
-    def _call(self, inputs: Mapping[str, np.ndarray]) -> tuple[Mapping[str, np.ndarray], float]:
+    def _call(self, inputs: Mapping[str, np.ndarray]) -> Answer:
         # Worker thread.
         start = time.perf_counter()
         outputs = self.predict(inputs)
         return outputs, time.perf_counter() - start
 
     def _release(self) -> None:
+        """Under the lock: a model call ended; hand its slot to the next live waiter, or free it."""
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
-            if not waiter.done():
+            if waiter.done():  # cancelled while waiting
+                continue
+            loop = waiter.get_loop()
+            if _running_loop() is loop:
                 waiter.set_result(None)  # the slot moves to that waiter; _in_flight stays
                 return
+            try:
+                loop.call_soon_threadsafe(self._granted, waiter)
+            except RuntimeError:  # its loop is closed: nobody will take the slot there
+                continue
+            return
         self._in_flight -= 1
-        if self._closed:
-            self._notify_idle()
 
-    def _complete(self, answer: asyncio.Future[Any], work: ConcurrentFuture[Any]) -> None:
-        # Loop thread, once the model call has ended.
-        self._release()
+    def _granted(self, waiter: asyncio.Future[None]) -> None:
+        # On the waiter's loop: a slot handed over from another thread arrives.
+        if waiter.done():  # cancelled meanwhile: the slot goes to the next one
+            with self._lock:
+                self._release()
+                if self._closed and self._is_idle():
+                    self._idle.notify_all()
+        else:
+            waiter.set_result(None)
+
+    def _done(self, answer: asyncio.Future[Answer], work: ConcurrentFuture[Answer]) -> None:
+        # The worker thread, once the model call has ended (or the caller's thread, if it was cancelled).
+        with self._lock:
+            self._release()
+            if not work.cancelled() and work.exception() is None:
+                self._observe(work.result()[1])
+        _on_loop(answer.get_loop(), self._settle, answer, work)
+        if self._closed:
+            self._notify_if_idle()
+
+    def _settle(self, answer: asyncio.Future[Answer], work: ConcurrentFuture[Answer]) -> None:
+        # On the caller's loop.
+        if answer.done():  # the caller was cancelled
+            return
         if work.cancelled():
-            if not answer.done():
-                self.failed += 1
-                answer.set_exception(
-                    RuntimeError(
-                        f"deployment {self.deployment!r}: the executor dropped the call (shut down?)"
-                    )
-                )
+            self._count_failed(1)
+            answer.set_exception(
+                RuntimeError(f"deployment {self.deployment!r}: the executor dropped the call (shut down?)")
+            )
             return
         exc = work.exception()
         if exc is not None:
-            self.failed += 1
-            if not answer.done():
-                answer.set_exception(exc)
-            return
-        outputs, elapsed = work.result()
-        self._observe(elapsed)
-        if not answer.done():
-            answer.set_result(outputs)
+            self._count_failed(1)
+            answer.set_exception(exc)
+        else:
+            answer.set_result(work.result())
 
-    async def _shutdown(self, drain: bool) -> None:
-        self._closed = True
-        if not drain:
-            waiters, self._waiters = self._waiters, deque()
+    def _shutdown(self, drain: bool) -> Callable[[], None] | None:
+        if drain:
+            return None
+        waiters, self._waiters = self._waiters, deque()
+
+        def refuse() -> None:
             for waiter in waiters:
-                if not waiter.done():
-                    self.failed += 1
-                    waiter.set_exception(DispatcherClosed(self.deployment))
-        await self._wait_idle()
+                _on_loop(waiter.get_loop(), self._refuse, waiter)
+
+        return refuse
+
+    def _refuse(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self._count_failed(1)
+            waiter.set_exception(DispatcherClosed(self.deployment))
 
 
 # --------------------------------------------------------------------------------------------- batching
@@ -574,25 +486,36 @@ class _Batch:
     objects, to keep per-request allocation down."""
 
     key: Hashable
+    loop: asyncio.AbstractEventLoop  # the loop of the request that opened it: its timer runs there
     futures: list[asyncio.Future[Any]] = attrs.field(factory=list)
     inputs: list[Mapping[str, np.ndarray]] = attrs.field(factory=list)
     sizes: list[int] = attrs.field(factory=list)
     rows: int = 0
     timer: asyncio.Handle | None = None
+    # A loop other than ``loop`` that joined (it got a timer too); mixed: futures live on several loops.
+    backup: asyncio.AbstractEventLoop | None = None
+    mixed: bool = False
     # queued: in the ready queue, waiting for a concurrency slot (it may still absorb requests while it waits).
     # dispatched: handed to the executor (or failed by close); its lists are frozen from then on, because a
     # worker thread reads them.
     queued: bool = False
     dispatched: bool = False
 
+    def cancel_timer(self) -> None:
+        # A handle may only be cancelled from its loop's thread; elsewhere it fires and finds nothing to do.
+        if self.timer is not None and _running_loop() is self.loop:
+            self.timer.cancel()
+            self.timer = None
+
 
 def _inspect(
     inputs: Mapping[str, np.ndarray], deployment: str
 ) -> tuple[Mapping[str, np.ndarray], int, Hashable]:
-    """Validate one request; return (inputs as arrays, its row count, its layout key).
+    """Validate one request for batching; return (inputs as arrays, its row count, its layout key).
 
-    Requests batch together only when their keys are equal: same input names, and per name the same dtype and
-    the same shape beyond axis 0, so that concatenation can neither fail nor silently cast.
+    Not a signature check (the runtime did that, once): what concatenating and slicing back need. Requests batch
+    together only when their keys are equal: same input names, and per name the same dtype and the same shape
+    beyond axis 0, so that concatenation can neither fail nor silently cast; every input must have the same rows.
     """
     converted: dict[str, np.ndarray] | None = None
     rows = -1
@@ -630,10 +553,11 @@ class BatchingDispatcher(_Dispatcher):
     """Dynamic batching: concurrent requests are merged into one model call.
 
     A batch is flushed when it holds ``max_batch_size`` rows, or ``max_wait_ms`` after its first request arrived,
-    whichever comes first (at once when the model is idle, unless ``wait_when_idle``) (``max_wait_ms=0``: on the next loop iteration, merging whatever queued meanwhile). A
-    flushed batch runs as soon as fewer than ``max_concurrency`` batches of this deployment are in flight; while it
-    waits for a slot it keeps absorbing requests up to ``max_batch_size`` rows, so a busy model gets full batches.
-    Inputs are concatenated along axis 0 and every output is sliced back by each request's row count.
+    whichever comes first — at once when the model is idle, unless ``wait_when_idle`` (``max_wait_ms=0``: on the
+    next loop iteration, merging whatever queued meanwhile). A flushed batch runs as soon as fewer than
+    ``max_concurrency`` batches of this deployment are in flight; while it waits for a slot it keeps absorbing
+    requests up to ``max_batch_size`` rows, so a busy model gets full batches. Inputs are concatenated along axis
+    0 and every output is sliced back by each request's row count.
 
     Requests whose input names, dtypes or non-batch dimensions differ go to separate batches. A request that
     does not fit in the open batch flushes it and starts the next; one with ``max_batch_size`` rows or more runs
@@ -687,14 +611,9 @@ class BatchingDispatcher(_Dispatcher):
     def _is_idle(self) -> bool:
         return self._in_flight == 0 and self._queued == 0
 
-    def _reset_pending(self) -> None:
-        self._open.clear()
-        self._ready.clear()
-        self._queued = self._queued_rows = self._in_flight = 0
-        self._idle_waiters.clear()
-
-    async def submit(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Predict ``inputs`` as part of a batch and return this request's rows of every output.
+    async def submit(self, inputs: Mapping[str, np.ndarray]) -> Answer:
+        """Predict ``inputs`` as part of a batch; return this request's rows of every output and the seconds of
+        the batch's model call.
 
         Raises :class:`Overloaded` (at once) when ``max_queue`` requests wait, :class:`DispatcherClosed` after
         ``close()``, :class:`modelyard.errors.InvalidInput` for a scalar input or inputs with different row counts,
@@ -706,60 +625,68 @@ class BatchingDispatcher(_Dispatcher):
         The returned arrays are views into the batch's output arrays.
         """
         loop = asyncio.get_running_loop()
-        if loop is not self._loop and not self._adopt(loop):
-            return await self._bridge(self.submit(inputs))
-        if self._closed:
-            raise DispatcherClosed(self.deployment)
         inputs, rows, key = _inspect(inputs, self.deployment)
-        if self._queued >= self.max_queue:
-            self.rejected += 1
-            ahead = math.ceil(self._queued_rows / self.max_batch_size) / self.max_concurrency + 1
-            raise Overloaded(self.deployment, _clamp_retry(self._service_time * ahead), self._queued)
-
-        future = loop.create_future()
-        limit = self.max_batch_size
-        if rows >= limit:
-            # Runs alone: splitting a request would need reassembly, and it fills a call on its own anyway.
-            batch = _Batch(key)
-            self._add(batch, future, inputs, rows)
-            self._enqueue(batch)
-        else:
-            current = self._open.get(key)
-            if current is not None and current.rows + rows > limit:
-                self._seal(current)  # as full as it can get: send it on and start the next
-                current = None
-            if current is not None:
-                batch = current
+        future: asyncio.Future[Answer] = loop.create_future()
+        launch: list[_Batch] | None = None
+        with self._lock:
+            if self._closed:
+                raise DispatcherClosed(self.deployment)
+            if self._queued >= self.max_queue:
+                self.rejected += 1
+                ahead = math.ceil(self._queued_rows / self.max_batch_size) / self.max_concurrency + 1
+                raise Overloaded(self.deployment, _clamp_retry(self._service_time * ahead), self._queued)
+            limit = self.max_batch_size
+            if rows >= limit:
+                # Runs alone: splitting a request would need reassembly, and it fills a call on its own anyway.
+                batch = _Batch(key, loop)
+                self._add(batch, future, inputs, rows, loop)
+                self._enqueue(batch)
             else:
-                batch = _Batch(key)
-                self._open[key] = batch
-                # One timer per batch, not per request. call_soon for 0 ms: requests arriving in this loop
-                # iteration still join. When the model is idle there is nothing to wait for: waiting would only
-                # add max_wait_ms to a lone request's latency, while under load batches still fill up during
-                # the call in flight (and wait at most max_wait_ms for more once they are due).
-                if self._max_wait_s > 0 and (self.wait_when_idle or self._in_flight > 0 or self._ready):
-                    batch.timer = loop.call_later(self._max_wait_s, self._on_timer, batch)
+                current = self._open.get(key)
+                if current is not None and current.rows + rows > limit:
+                    self._seal(current)  # as full as it can get: send it on and start the next
+                    current = None
+                if current is not None:
+                    batch = current
+                    if loop is not batch.loop and loop is not batch.backup:
+                        # Joined from another loop: a timer here too, in case the opener's loop stops first.
+                        batch.backup = loop
+                        loop.call_later(self._max_wait_s, self._on_timer, batch)
                 else:
-                    batch.timer = loop.call_soon(self._on_timer, batch)
-            # Added before sealing: _seal may dispatch synchronously, and the lists freeze at dispatch.
-            self._add(batch, future, inputs, rows)
-            if batch.rows >= limit:
-                self._seal(batch)
+                    batch = _Batch(key, loop)
+                    self._open[key] = batch
+                    # One timer per batch, not per request. call_soon for 0 ms: requests arriving in this loop
+                    # iteration still join. When the model is idle there is nothing to wait for: waiting would
+                    # only add max_wait_ms to a lone request's latency, while under load batches still fill up
+                    # during the call in flight (and wait at most max_wait_ms for more once they are due).
+                    if self._max_wait_s > 0 and (self.wait_when_idle or self._in_flight > 0 or self._ready):
+                        batch.timer = loop.call_later(self._max_wait_s, self._on_timer, batch)
+                    else:
+                        batch.timer = loop.call_soon(self._on_timer, batch)
+                self._add(batch, future, inputs, rows, loop)
+                if batch.rows >= limit:
+                    self._seal(batch)
+            if self._ready:
+                launch = self._take_ready()
+        if launch:
+            self._start(launch)
         try:
             return await future
         except asyncio.CancelledError:
-            if not batch.dispatched:
-                self._withdraw(batch, future)
+            with self._lock:
+                if not batch.dispatched:
+                    self._withdraw(batch, future)
             raise
 
-    # ---- batch bookkeeping (loop thread only)
-    def _add(
-        self, batch: _Batch, future: asyncio.Future[Any], inputs: Mapping[str, np.ndarray], rows: int
-    ) -> None:
+    # ---- batch bookkeeping (under the lock)
+    def _add(self, batch: _Batch, future: asyncio.Future[Any], inputs: Mapping[str, np.ndarray], rows: int,
+             loop: asyncio.AbstractEventLoop) -> None:
         batch.futures.append(future)
         batch.inputs.append(inputs)
         batch.sizes.append(rows)
         batch.rows += rows
+        if loop is not batch.loop:
+            batch.mixed = True
         self._queued += 1
         self._queued_rows += rows
         self.requests += 1
@@ -773,65 +700,70 @@ class BatchingDispatcher(_Dispatcher):
         self._queued -= 1
         self._queued_rows -= rows
         if not batch.futures:
-            # Nobody left: drop it. If it sits in the ready queue, _pump skips it.
-            if batch.timer is not None:
-                batch.timer.cancel()
-                batch.timer = None
+            # Nobody left: drop it. If it sits in the ready queue, _take_ready skips it.
+            batch.cancel_timer()
             if self._open.get(batch.key) is batch:
                 del self._open[batch.key]
-        if self._closed:
-            self._notify_idle()
+        if self._closed and self._is_idle():
+            self._idle.notify_all()
 
     def _on_timer(self, batch: _Batch) -> None:
-        batch.timer = None
-        if not batch.queued and not batch.dispatched and batch.futures:
-            # Due, but left open: until a concurrency slot frees up it may as well take more requests.
-            self._enqueue(batch)
+        # On a loop that holds a caller of the batch.
+        launch = None
+        with self._lock:
+            if not batch.queued and not batch.dispatched and batch.futures:
+                # Due, but left open: until a concurrency slot frees up it may as well take more requests.
+                self._enqueue(batch)
+                launch = self._take_ready()
+        if launch:
+            self._start(launch)
 
     def _seal(self, batch: _Batch) -> None:
         # Closed for new requests, and due.
         if self._open.get(batch.key) is batch:
             del self._open[batch.key]
-        if batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
+        batch.cancel_timer()
         if not batch.queued:
             self._enqueue(batch)
 
     def _enqueue(self, batch: _Batch) -> None:
         batch.queued = True
         self._ready.append(batch)
-        self._pump()
 
-    def _pump(self) -> None:
+    def _take_ready(self) -> list[_Batch]:
+        """The ready batches that may start now (a slot each), marked as started; the caller starts them
+        after releasing the lock."""
         ready = self._ready
+        out = []
         while ready and self._in_flight < self.max_concurrency:
             batch = ready.popleft()
-            if batch.futures and not batch.dispatched:
-                self._launch(batch)
+            if not batch.futures or batch.dispatched:
+                continue
+            batch.dispatched = True
+            batch.cancel_timer()
+            if self._open.get(batch.key) is batch:
+                del self._open[batch.key]
+            self._queued -= len(batch.futures)
+            self._queued_rows -= batch.rows
+            self._in_flight += 1
+            self.batches += 1
+            self.rows += batch.rows
+            out.append(batch)
+        return out
 
-    def _launch(self, batch: _Batch) -> None:
-        batch.dispatched = True
-        if batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
-        if self._open.get(batch.key) is batch:
-            del self._open[batch.key]
-        self._queued -= len(batch.futures)
-        self._queued_rows -= batch.rows
-        self._in_flight += 1
-        self.batches += 1
-        self.rows += batch.rows
-        loop = self._loop
-        assert loop is not None
-        try:
-            work = self.executor.submit(self._execute, batch)
-        except Exception as exc:  # executor shut down
-            self._in_flight -= 1
-            self._fail(batch, exc)
-            return
-        # `loop` captured now, not read at completion: after a re-bind the answer must go to the loop that asked.
-        work.add_done_callback(lambda done: _call_soon_threadsafe(loop, self._deliver, batch, done))
+    # ---- running and answering (outside the lock)
+    def _start(self, batches: list[_Batch]) -> None:
+        for batch in batches:
+            try:
+                work = self.executor.submit(self._execute, batch)
+            except Exception as exc:  # executor shut down
+                with self._lock:
+                    self._in_flight -= 1
+                self._answer(batch, None, 0.0, exc)
+                if self._closed:
+                    self._notify_if_idle()
+                continue
+            work.add_done_callback(partial(self._deliver, batch))
 
     def _execute(self, batch: _Batch) -> tuple[list[dict[str, np.ndarray]], float]:
         """Worker thread: concatenate, call the model, check and slice the outputs.
@@ -874,51 +806,84 @@ class BatchingDispatcher(_Dispatcher):
         return results, elapsed
 
     def _deliver(self, batch: _Batch, work: ConcurrentFuture[Any]) -> None:
-        # Loop thread, once the batch's model call has ended.
-        self._in_flight -= 1
+        # The worker thread, once the batch's model call has ended.
+        results = None
+        elapsed = 0.0
+        exc: BaseException | None
         if work.cancelled():
-            self._fail(
-                batch,
-                RuntimeError(f"deployment {self.deployment!r}: the executor dropped the batch (shut down?)"),
-            )
-        elif (exc := work.exception()) is not None:
-            self._fail(batch, exc)
+            exc = RuntimeError(f"deployment {self.deployment!r}: the executor dropped the batch (shut down?)")
         else:
-            results, elapsed = work.result()
-            self._observe(elapsed)
-            for future, result in zip(batch.futures, results, strict=True):
-                if not future.done():  # cancelled callers: drop their share
-                    future.set_result(result)
-        self._pump()
+            exc = work.exception()
+            if exc is None:
+                results, elapsed = work.result()
+        with self._lock:
+            self._in_flight -= 1
+            if exc is None:
+                self._observe(elapsed)
+            launch = self._take_ready() if self._ready else None
+        if launch:
+            self._start(launch)  # keep the model busy first, then answer
+        self._answer(batch, results, elapsed, exc)
         if self._closed:
-            self._notify_idle()
+            self._notify_if_idle()
 
-    def _fail(self, batch: _Batch, exc: BaseException) -> None:
-        # The same exception object goes to every caller of the batch: they share the one call that failed.
-        for future in batch.futures:
-            if not future.done():
-                self.failed += 1
+    def _answer(self, batch: _Batch, results: list[dict[str, np.ndarray]] | None, elapsed: float,
+                exc: BaseException | None) -> None:
+        """Answer every caller of a batch on its own loop: one hop per loop (almost always one)."""
+        futures = batch.futures
+        if not batch.mixed:
+            _on_loop(batch.loop, self._settle, futures, results, elapsed, exc)
+            return
+        groups: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any] | None]] = {}
+        for i, future in enumerate(futures):
+            fs, rs = groups.setdefault(future.get_loop(), ([], [] if results is not None else None))
+            fs.append(future)
+            if rs is not None and results is not None:
+                rs.append(results[i])
+        for loop, (fs, rs) in groups.items():
+            _on_loop(loop, self._settle, fs, rs, elapsed, exc)
+
+    def _settle(self, futures: list[asyncio.Future[Any]], results: list[dict[str, np.ndarray]] | None,
+                elapsed: float, exc: BaseException | None) -> None:
+        # On the callers' loop. Cancelled callers are skipped: their share is dropped.
+        if exc is not None:
+            # The same exception object goes to every caller of the batch: they share the one call that failed.
+            live = [f for f in futures if not f.done()]
+            if live:
+                self._count_failed(len(live))
+            for future in live:
                 future.set_exception(exc)
+            return
+        assert results is not None
+        for future, result in zip(futures, results, strict=True):
+            if not future.done():
+                future.set_result((result, elapsed))
 
-    async def _shutdown(self, drain: bool) -> None:
-        self._closed = True
+    def _shutdown(self, drain: bool) -> Callable[[], None] | None:
         if drain:
             # Flush everything now: waiting for more requests is pointless when none can come.
             for batch in list(self._open.values()):
                 self._seal(batch)
-        else:
-            pending = list(self._open.values()) + list(self._ready)
-            self._open.clear()
-            self._ready.clear()
-            closed = DispatcherClosed(self.deployment)
-            for batch in pending:
-                if batch.dispatched:  # listed twice (open and ready)
-                    continue
-                batch.dispatched = True  # frozen: a late cancellation must not withdraw from it
-                if batch.timer is not None:
-                    batch.timer.cancel()
-                    batch.timer = None
-                self._queued -= len(batch.futures)
-                self._queued_rows -= batch.rows
-                self._fail(batch, closed)
-        await self._wait_idle()
+            launch = self._take_ready() if self._ready else None
+            return (lambda: self._start(launch)) if launch else None
+        pending = list(self._open.values()) + list(self._ready)
+        self._open.clear()
+        self._ready.clear()
+        dropped = []
+        for batch in pending:
+            if batch.dispatched:  # listed twice (open and ready)
+                continue
+            batch.dispatched = True  # frozen: a late cancellation must not withdraw from it
+            batch.cancel_timer()
+            self._queued -= len(batch.futures)
+            self._queued_rows -= batch.rows
+            dropped.append(batch)
+        if not dropped:
+            return None
+        closed = DispatcherClosed(self.deployment)
+
+        def refuse() -> None:
+            for batch in dropped:
+                self._answer(batch, None, 0.0, closed)
+
+        return refuse

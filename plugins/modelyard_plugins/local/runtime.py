@@ -1,46 +1,44 @@
 """The embedded ``local`` runtime: every deployment served in this process, from one shared thread pool.
 
-Per deployment there is a dispatcher from :mod:`modelyard_plugins.local.batching` (dynamic batching when the
-deployment asks for it, else one model call per request) in front of the loaded model. Properties the platform
-relies on:
+Per deployment there is an entry holding the version's input adapter (built once per deploy), the loaded model
+and a dispatcher from :mod:`modelyard_plugins.local.batching` (dynamic batching when the deployment asks for it,
+else one model call per request). A request is looked up once, checked once against the signature of the version
+that will run it, and answered with a :class:`~modelyard.types.Prediction` naming that version. Properties the
+platform relies on:
 
 * ``deploy`` returns only after the new model loaded and answered a warm-up prediction; a redeploy keeps serving
   the old version until then, swaps atomically, then drains the old dispatcher and closes the old model. Requests
-  that raced the swap are retried on the new deployment, so callers see no error in between.
+  that raced the swap are retried on the new deployment (checked against the new version's signature), so
+  callers see no error in between.
 * With a memory budget, loading a bundle first unloads the least-recently-used *idle* deployments' models (their
   records stay, and the next request reloads them lazily); sizes are estimated by artifact size.
-* Nothing here does I/O per request; the sync path calls the model in the caller's thread (no thread hop) unless
-  the deployment batches, in which case it joins the same batches as async callers.
+* Nothing here does I/O per request. ``predict`` is async only: blocking callers come through the Platform's sync
+  facade, whose per-thread event loops share the same queues and batches as the server's loop.
+* Bundles arrive as plain :class:`~modelyard.hookspecs.runtime.BundleSource` records and are loaded through the
+  platform's :class:`~modelyard.hookspecs.runtime.Loader` (``ctx.services["loader"]``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import structlog
-from modelyard.bundles import sample_inputs
-from modelyard.errors import BuildError, ModelyardError, NotFound, Unavailable
+from modelyard.bundles import InputAdapter, sample_inputs
+from modelyard.errors import BuildError, InvalidInput, ModelyardError, NotFound, Unavailable
 from modelyard.hookspecs.builder import LoadedModel
-from modelyard.hookspecs.runtime import BundleSource
+from modelyard.hookspecs.runtime import BundleSource, Loader
 from modelyard.providers import ProviderContext
-from modelyard.types import Deployment
+from modelyard.types import Deployment, Prediction, TensorSpec
 
-from modelyard_plugins.local.batching import (
-    BatchingDispatcher,
-    DirectDispatcher,
-    DispatcherClosed,
-    Overloaded,
-)
+from modelyard_plugins.local.batching import BatchingDispatcher, DirectDispatcher, DispatcherClosed
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +63,7 @@ class LocalRuntimeConfig:
             (``None``: no budget).
         device: passed to the builder's ``load`` as ``options["device"]`` (e.g. ``"cuda:0"`` for torch models).
         inline_below_ms: without batching, models whose calls measure under this many milliseconds run on the
-            server's event loop instead of a worker thread (the thread hop costs more than such a model);
+            caller's event loop instead of a worker thread (the thread hop costs more than such a model);
             ``0`` always uses the worker threads.
     """
 
@@ -85,41 +83,71 @@ class _Retired(Exception):
     """Internal: the deployment was replaced or removed before this request touched its model; retry."""
 
 
+class _InputCheck(InputAdapter):
+    """The one check of a version's inputs, built once per deploy: :class:`~modelyard.bundles.InputAdapter`
+    (names, dtypes, ranks, fixed dimensions), whose conversions also refuse wider numbers that an FP16/FP32
+    input cannot hold — the cast would silently make them infinite. Inputs that already fit never get here:
+    the adapter only converts when the dtype differs, so the guard costs nothing on the fast path."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _convert(value: Any, dtype: np.dtype, spec: TensorSpec) -> np.ndarray:
+        if dtype.kind == "f" and dtype.itemsize < 8:
+            try:
+                array = np.asarray(value)
+            except (TypeError, ValueError):
+                array = None  # the adapter names the problem
+            if array is not None and array.dtype.kind in "fiu" and array.dtype != dtype:
+                return _narrowed(array, dtype, spec.name, spec.datatype)
+        return InputAdapter._convert(value, dtype, spec)
+
+
+def _narrowed(value: np.ndarray, dtype: np.dtype, name: str, datatype: str) -> np.ndarray:
+    with np.errstate(over="raise"):
+        try:
+            return value.astype(dtype)
+        except FloatingPointError:
+            limit = float(np.finfo(dtype).max)
+            raise InvalidInput(f"input {name!r}: a value is beyond the range of {datatype} (±{limit:.4g}); it would "
+                               "become infinite", field=f"inputs.{name}", input=name) from None
+
+
+def _as_arrays(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The check of a version without an input signature: array-likes become arrays, the model checks the rest."""
+    for value in inputs.values():
+        if type(value) is not np.ndarray:
+            return {k: np.asarray(v) for k, v in inputs.items()}
+    return inputs
+
+
 @attrs.define(eq=False)
 class _Entry:
-    """One deployment as served now: its record, its model (``None`` while unloaded) and its dispatcher.
+    """One deployment as served now: its record, the check of its version's inputs, its model (``None`` while
+    unloaded) and its dispatcher.
 
-    ``lock`` guards the mutable fields; ``slot_free`` wakes sync callers waiting for a concurrency slot and
-    ``changed`` wakes whoever waits for a load to finish or for the model to fall idle. ``users`` counts model
-    calls in progress from either path; a model is closed only when ``users`` is 0.
+    ``lock`` guards the mutable fields; ``changed`` wakes whoever waits for a load to finish or for the model to
+    fall idle (``waiters`` of them: with none, a call ends without touching the condition). ``users`` counts
+    model calls in progress; a model is closed only when ``users`` is 0.
     """
 
     deployment: Deployment
     source: BundleSource
     size: int
-    max_concurrency: int
-    max_queue: int
     reload: Callable[[_Entry], LoadedModel]
+    check: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _as_arrays
     model: LoadedModel | None = None
-    dispatcher: DirectDispatcher | BatchingDispatcher | None = None
+    dispatcher: DirectDispatcher | BatchingDispatcher = attrs.field(default=None)
     lock: threading.Lock = attrs.field(factory=threading.Lock)
-    slot_free: threading.Condition = attrs.field(init=False)
     changed: threading.Condition = attrs.field(init=False)
     users: int = 0
+    waiters: int = 0
     loading: bool = False
     retired: bool = False
     loads: int = 1
     last_used: float = attrs.field(factory=time.monotonic)
-    # The sync path's own accounting (the dispatcher counts the async path).
-    sync_active: int = 0
-    sync_waiting: int = 0
-    sync_requests: int = 0
-    sync_failed: int = 0
-    sync_rejected: int = 0
-    sync_rows: int = 0
 
     def __attrs_post_init__(self) -> None:
-        self.slot_free = threading.Condition(self.lock)
         self.changed = threading.Condition(self.lock)
 
     # ---- model access (any thread)
@@ -137,7 +165,7 @@ class _Entry:
                 if not self.loading:
                     self.loading = True
                     break
-                self.changed.wait()
+                self.wait()
         try:
             model = self.reload(self)
         except BaseException:
@@ -158,82 +186,33 @@ class _Entry:
         """End a model call begun with :meth:`acquire`."""
         with self.lock:
             self.users -= 1
-            if self.users == 0:
+            if self.users == 0 and self.waiters:
                 self.changed.notify_all()
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One model call; the dispatcher's ``predict`` (runs in a worker thread)."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Under ``lock``: wait for ``changed``."""
+        self.waiters += 1
+        try:
+            self.changed.wait(timeout)
+        finally:
+            self.waiters -= 1
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """One model call; the dispatcher's ``predict`` (a worker thread, or the caller's loop when inline)."""
         model = self.acquire()
         try:
             return model.predict(inputs)
         finally:
             self.release()
 
-    def call_sync(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """A model call in the caller's thread, within the deployment's concurrency and queue limits.
-
-        Two lock sections per call (enter, leave): the cheapest way to keep the limits, the counters and safe
-        unloading honest without a thread hop.
-        """
-        with self.lock:
-            if self.retired:
-                raise _Retired
-            if self.sync_active >= self.max_concurrency:
-                if self.sync_waiting >= self.max_queue:
-                    self.sync_rejected += 1
-                    ahead = self.sync_waiting / self.max_concurrency + 1
-                    raise Overloaded(self.deployment.name, min(30.0, 0.05 * ahead), self.sync_waiting)
-                self.sync_waiting += 1
-                try:
-                    while self.sync_active >= self.max_concurrency:
-                        self.slot_free.wait()
-                finally:
-                    self.sync_waiting -= 1
-            self.sync_active += 1
-            self.sync_requests += 1
-            model = self.model
-            if model is not None:
-                self.users += 1
-                self.last_used = time.monotonic()
-        using = model is not None
-        ok = retired = False
-        try:
-            if model is None:
-                try:
-                    model = self.acquire()
-                except _Retired:
-                    retired = True
-                    raise
-                using = True
-            out = model.predict(inputs)
-            ok = True
-            return out
-        finally:
-            with self.lock:
-                if using:
-                    self.users -= 1
-                self.sync_active -= 1
-                if ok:
-                    self.sync_rows += _rows(inputs)
-                elif retired:
-                    self.sync_requests -= 1  # it is retried on the replacement and counted there
-                else:
-                    self.sync_failed += 1
-                if self.sync_waiting:
-                    self.slot_free.notify()
-                if self.users == 0:
-                    self.changed.notify_all()
-
     def idle(self) -> bool:
         """No model call running or about to run (a heuristic for eviction; ``users`` is the hard guard)."""
         d = self.dispatcher
-        return (self.users == 0 and not self.loading and self.sync_active == 0 and self.sync_waiting == 0
-                and (d is None or (d.queue_depth == 0 and d.in_flight == 0)))
+        return self.users == 0 and not self.loading and d.queue_depth == 0 and d.in_flight == 0
 
     def status(self) -> dict[str, Any]:
         """The row ``Runtime.status`` shows for this deployment."""
-        d = self.dispatcher
-        stats = d.stats() if d is not None else None
+        stats = self.dispatcher.stats()
         dep = self.deployment
         if self.loading:
             state = "loading"
@@ -247,13 +226,13 @@ class _Entry:
             "version": dep.version,
             "replicas": 1,
             "batching": attrs.asdict(dep.batching) if dep.batching else None,
-            "queue_depth": (stats.queue_depth if stats else 0) + self.sync_waiting,
-            "in_flight": (stats.in_flight if stats else 0) + self.sync_active,
-            "requests": (stats.requests if stats else 0) + self.sync_requests,
-            "batches": (stats.batches if stats else 0) + self.sync_requests,  # model calls
-            "rows": (stats.rows if stats else 0) + self.sync_rows,
-            "rejected": (stats.rejected if stats else 0) + self.sync_rejected,
-            "failed": (stats.failed if stats else 0) + self.sync_failed,
+            "queue_depth": stats.queue_depth,
+            "in_flight": stats.in_flight,
+            "requests": stats.requests,
+            "batches": stats.batches,  # model calls
+            "rows": stats.rows,
+            "rejected": stats.rejected,
+            "failed": stats.failed,
             "loads": self.loads,
             "size_bytes": self.size,
         }
@@ -263,11 +242,12 @@ class _Entry:
 class LocalRuntime:
     """Serves deployments in this process; implements :class:`modelyard.hookspecs.runtime.Runtime`.
 
-    Build it with :meth:`from_config` (or directly with a config). Thread-safe: ``predict`` from any thread,
-    ``apredict`` from any event loop, ``deploy``/``undeploy`` from any thread.
+    Build it with :meth:`from_config` (or directly with a config and a loader). Thread-safe: ``predict`` from any
+    event loop (several at once), ``deploy``/``undeploy`` from any thread.
     """
 
     config: LocalRuntimeConfig = attrs.field(factory=LocalRuntimeConfig)
+    loader: Loader | None = None
     _executor: ThreadPoolExecutor = attrs.field(init=False)
     _entries: dict[str, _Entry] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
@@ -282,8 +262,9 @@ class LocalRuntime:
 
     @classmethod
     def from_config(cls, config: LocalRuntimeConfig, ctx: ProviderContext | None = None) -> LocalRuntime:
-        """The provider factory: ``[runtime] use = "local"``."""
-        return cls(config)
+        """The provider factory: ``[runtime] use = "local"``; the loader is the platform's (``ctx.services``)."""
+        services = getattr(ctx, "services", None) or {}
+        return cls(config, loader=services.get("loader"))
 
     @property
     def _budget(self) -> int | None:
@@ -333,12 +314,13 @@ class LocalRuntime:
         """Load and warm up a new entry, not yet reachable by name."""
         name = deployment.name
         concurrency = self.config.max_concurrency or self.config.threads
-        entry = _Entry(deployment=deployment, source=source, size=size, max_concurrency=concurrency,
-                       max_queue=self.config.max_queue, reload=self._reload)
+        entry = _Entry(deployment=deployment, source=source, size=size, reload=self._reload)
         model = self._load(entry)
         try:
             signature = source.signature if source.signature.inputs else getattr(model, "signature", None)
             if signature is not None and signature.inputs:
+                # The one check of this version's inputs, built once: every request goes through it.
+                entry.check = _InputCheck(signature.inputs)
                 model.predict(sample_inputs(signature, batch=1))
         except Exception as exc:
             _close_model(model, name)
@@ -358,15 +340,16 @@ class LocalRuntime:
         return entry
 
     def _load(self, entry: _Entry) -> LoadedModel:
-        """Fetch and load an entry's bundle (no memory accounting; callers reserve first)."""
+        """Fetch and load an entry's bundle through the loader (no memory accounting; callers reserve first)."""
         source = entry.source
         name = entry.deployment.name
         what = f"{source.model}:{source.version}"
+        loader = self.loader
+        if loader is None:
+            raise Unavailable(f"deployment {name!r}: this local runtime has no loader (build it through the "
+                              "platform, or pass loader=)")
         try:
-            if source.local_path is not None and Path(source.local_path).exists():
-                path = Path(source.local_path)
-            else:
-                path = Path(source.fetch())
+            path = loader.fetch(source)
         except ModelyardError:
             raise
         except Exception as exc:
@@ -374,7 +357,7 @@ class LocalRuntime:
                               f"{type(exc).__name__}: {exc}") from exc
         options = {"device": self.config.device, **entry.deployment.options}
         try:
-            return source.load(path, options)
+            return loader.load(source, options, path=path)
         except ModelyardError:
             raise
         except Exception as exc:
@@ -408,8 +391,7 @@ class LocalRuntime:
                         continue
                     evicted.append((candidate.deployment.name, candidate.model))
                     candidate.model = None
-                    if candidate.dispatcher is not None:
-                        candidate.dispatcher.reset_timing()  # its next call reloads: keep it off the loop
+                    candidate.dispatcher.reset_timing()  # its next call reloads: keep it off the loop
                     used -= candidate.size
             if pending:
                 self._pending_bytes += size
@@ -427,8 +409,9 @@ class LocalRuntime:
         except RuntimeError:
             self._retire(entry)
             return
-        # Called from a thread running an event loop (which may be the dispatcher's own): blocking here for
-        # the drain could wait on this very loop, so drain from a helper thread.
+        # Called from a thread running an event loop: requests of this loop waiting for a slot of the old
+        # deployment are answered on this very loop, so draining here could wait on ourselves; drain from a
+        # helper thread.
         thread = threading.Thread(target=self._retire, args=(entry,), name="modelyard-retire", daemon=True)
         with self._lock:
             self._retiring.add(thread)
@@ -445,8 +428,7 @@ class LocalRuntime:
     def _drain_and_close(self, entry: _Entry) -> None:
         name = entry.deployment.name
         try:
-            if entry.dispatcher is not None:
-                entry.dispatcher.close_sync(_DRAIN_TIMEOUT_S)
+            entry.dispatcher.close_sync(_DRAIN_TIMEOUT_S)
         except TimeoutError:
             log.warning("local deployment did not drain in time", deployment=name, timeout_s=_DRAIN_TIMEOUT_S)
         except Exception:
@@ -454,74 +436,58 @@ class LocalRuntime:
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
         with entry.lock:
             entry.retired = True
-            while entry.users or entry.loading or entry.sync_active or entry.sync_waiting:
+            while entry.users or entry.loading:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.error("local deployment still busy; leaving its model open", deployment=name)
                     return
-                entry.changed.wait(left)
+                entry.wait(left)
             model, entry.model = entry.model, None
         if model is not None:
             _close_model(model, name)
 
     # ------------------------------------------------------------------------------------------- serving
-    def _entry(self, name: str) -> _Entry:
+    async def predict(self, name: str, inputs: Mapping[str, Any]) -> Prediction:
+        """Predict with the deployment ``name`` from any event loop; the answer names the version that ran.
+
+        One lookup, one check of ``inputs`` against that version's signature (names, dtypes — converted when no
+        information is lost —, ranks and fixed dimensions), then the deployment's dispatcher: the model runs on
+        a worker thread, inline on this loop when it is tiny, or in a batch with concurrent requests. Raises
+        :class:`~modelyard.errors.NotFound` for an unknown deployment, :class:`~modelyard.errors.InvalidInput`,
+        and :class:`~modelyard.errors.Overloaded` at once (never blocking the loop) when the queue is full.
+        """
+        started = time.perf_counter()
         entry = self._entries.get(name)
         if entry is None:
             raise NotFound(f"deployment {name!r} is not deployed on the local runtime")
-        return entry
-
-    def predict(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Predict synchronously from any thread.
-
-        Without batching the model runs in the calling thread (no hop), within the same ``max_concurrency`` and
-        ``max_queue`` limits as the async path (counted separately); with batching the request joins the
-        deployment's batches. Raises :class:`~modelyard.errors.NotFound` for an unknown deployment and
-        :class:`~modelyard.errors.Overloaded` when its queue is full.
-        """
-        dropped = 0
         while True:
-            entry = self._entry(name)
+            feed = entry.check(inputs)  # arrays from here on
             try:
-                if entry.deployment.batching is not None and not _in_event_loop():
-                    return entry.dispatcher.submit_sync(inputs)  # type: ignore[union-attr]
-                # No batching, or a caller inside an event loop (blocking on the batcher could stall it):
-                # call the model directly.
-                return entry.call_sync(inputs)
+                outputs, model_s = await entry.dispatcher.submit(feed)
+                break
             except (DispatcherClosed, _Retired):
-                if self._entries.get(name) is entry:
+                # Replaced or removed while we held the old entry: retry on the current one, checked against
+                # its version (or NotFound).
+                current = self._entries.get(name)
+                if current is entry:
                     raise Unavailable(f"deployment {name!r} is shutting down") from None
-                # Replaced or removed while we held the old entry: retry on the current one (or NotFound).
-            except concurrent.futures.CancelledError:
-                # Nobody cancels a blocking call: the event loop the batcher had bound to ended (asyncio.run
-                # returned) with this request on it. The batcher moves to another loop; predictions are
-                # idempotent, so run it again.
-                dropped += 1
-                if dropped > 3:
-                    raise Unavailable(f"deployment {name!r}: the request was dropped {dropped} times") from None
-
-    async def apredict(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Predict from async code through the deployment's dispatcher (the server's path).
-
-        Raises :class:`~modelyard.errors.Overloaded` at once when the queue is full, never blocking the loop.
-        """
-        while True:
-            entry = self._entry(name)
-            try:
-                return await entry.dispatcher.submit(inputs)  # type: ignore[union-attr]
-            except (DispatcherClosed, _Retired):
-                if self._entries.get(name) is entry:
-                    raise Unavailable(f"deployment {name!r} is shutting down") from None
+                if current is None:
+                    raise NotFound(f"deployment {name!r} is not deployed on the local runtime") from None
+                entry = current
+        dep = entry.deployment
+        rows = 1
+        for first in feed.values():
+            shape = first.shape
+            rows = shape[0] if shape else 1
+            break
+        elapsed = time.perf_counter() - started
+        return Prediction(outputs=outputs, model=dep.model, version=dep.version, rows=rows,
+                          queue_s=elapsed - model_s if elapsed > model_s else 0.0, model_s=model_s)
 
     def ready(self, name: str) -> bool:
         """Whether ``name`` answers predictions now (an unloaded model counts: it reloads on demand)."""
         entry = self._entries.get(name)
         return entry is not None and not entry.retired
-
-    def info(self, name: str) -> tuple[str, int]:
-        """``(model, version)`` served under ``name``; O(1), used to label prediction events."""
-        dep = self._entry(name).deployment
-        return dep.model, dep.version
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per deployment: state (``ready``, ``loading``, ``unloaded``), model, version, queue depth, in-flight
@@ -557,20 +523,6 @@ class LocalRuntime:
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("the local runtime is closed")
-
-
-def _rows(inputs: Mapping[str, Any]) -> int:
-    first = next(iter(inputs.values()), None)
-    shape = getattr(first, "shape", None)
-    return int(shape[0]) if shape else 1
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _close_model(model: LoadedModel, name: str) -> None:

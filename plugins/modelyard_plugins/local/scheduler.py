@@ -1,5 +1,9 @@
 """The embedded ``local`` scheduler: a small worker pool running jobs in this process.
 
+A job is a job kind, looked up by name among those the plugins offer (``modelyard_job_kinds``), and JSON
+params: :meth:`LocalScheduler.submit` checks both before anything is queued, and each attempt looks the kind up
+again and converts the params anew, exactly as a worker in another process would.
+
 Jobs move ``queued → running → succeeded | failed | cancelled``; a failed attempt with retries left goes back to
 ``queued`` after an exponential backoff. Cancelling a queued job (or one waiting out its backoff) ends it at once;
 a running job cannot be interrupted, but a job that calls :func:`raise_if_cancelled` stops there, and one that
@@ -14,20 +18,22 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 import structlog
-from modelyard.errors import Conflict, NotFound, Unavailable
-from modelyard.hookspecs.scheduler import Job
+from modelyard.errors import Conflict, InvalidInput, NotFound, Unavailable
+from modelyard.events import notify
+from modelyard.jobs import JobCancelled, JobContext, JobKinds
 from modelyard.providers import ProviderContext
-from modelyard.types import utcnow
+from modelyard.types import FINAL_JOB_STATES, Job, check_json, utcnow
 
 log = structlog.get_logger(__name__)
 
-_FINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: The most retries one job may ask for: every piece of work a request starts is bounded.
+MAX_RETRIES = 100
 _current = threading.local()
 
 
@@ -46,14 +52,11 @@ class LocalSchedulerConfig:
     max_backoff_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
 
 
-class JobCancelled(Exception):
-    """Raised by :func:`raise_if_cancelled` inside a job whose cancellation was requested."""
-
-
 def raise_if_cancelled() -> None:
-    """Inside a running job: raise :class:`JobCancelled` if someone cancelled it (a cooperative yield point).
+    """Inside a job running on this scheduler: raise :class:`~modelyard.jobs.JobCancelled` if someone cancelled
+    it (a cooperative yield point). Outside a job it does nothing, so job functions stay callable on their own.
 
-    Outside a job it does nothing, so job functions stay callable on their own.
+    A job kind that may run on other schedulers calls ``ctx.raise_if_cancelled()`` instead.
     """
     event = getattr(_current, "cancel", None)
     if event is not None and event.is_set():
@@ -65,8 +68,6 @@ class _Slot:
     """A job's mutable bookkeeping next to its frozen record."""
 
     job: Job
-    fn: Callable[..., Any]
-    retries: int
     cancel: threading.Event = attrs.field(factory=threading.Event)
     timer: threading.Timer | None = None
     done: threading.Event = attrs.field(factory=threading.Event)
@@ -74,10 +75,17 @@ class _Slot:
 
 @attrs.define(eq=False)
 class LocalScheduler:
-    """Runs jobs on a thread pool; implements :class:`modelyard.hookspecs.scheduler.Scheduler`."""
+    """Runs jobs on a thread pool; implements :class:`modelyard.hookspecs.scheduler.Scheduler`.
+
+    ``kinds`` is the catalogue jobs are looked up in (:meth:`from_config` builds it from the plugin manager);
+    ``hook`` the plugin manager's hook relay, None to run without events; ``platform`` what job kinds receive
+    as ``ctx.platform``.
+    """
 
     config: LocalSchedulerConfig = attrs.field(factory=LocalSchedulerConfig)
-    hook: Any = None  # the plugin manager's hook relay; None runs without events (tests, embedding)
+    kinds: JobKinds = attrs.field(factory=JobKinds)
+    hook: Any = None
+    platform: Any = None
     _executor: ThreadPoolExecutor = attrs.field(init=False)
     _slots: dict[str, _Slot] = attrs.field(init=False, factory=dict)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
@@ -88,21 +96,26 @@ class LocalScheduler:
 
     @classmethod
     def from_config(cls, config: LocalSchedulerConfig, ctx: ProviderContext | None = None) -> LocalScheduler:
-        """The provider factory: ``[scheduler] use = "local"``."""
-        return cls(config, hook=ctx.hook if ctx is not None else None)
+        """The provider factory: ``[scheduler] use = "local"``; runs the kinds ``ctx``'s plugins offer."""
+        if ctx is None:
+            return cls(config)
+        return cls(config, kinds=JobKinds.from_plugin_manager(ctx.plugin_manager), hook=ctx.hook,
+                   platform=ctx.platform)
 
     # ------------------------------------------------------------------------------------------- API
-    def submit(self, kind: str, fn: Callable[..., Mapping[str, Any] | None], /, *,
-               params: Mapping[str, Any], retries: int = 0) -> Job:
-        """Queue ``fn(**params)``; returns the queued record at once.
+    def submit(self, kind: str, params: Mapping[str, Any] | None = None, *, retries: int = 0) -> Job:
+        """Queue a job of ``kind`` with ``params``; returns the queued record at once.
 
-        ``retries`` further attempts are made after a failure, each after an exponential backoff. ``fn`` returns
-        a mapping (the job's ``result``), ``None``, or any other value (stored as ``{"value": ...}``).
+        The kind must be installed and the params must be JSON that fits its schema, else
+        :class:`~modelyard.errors.InvalidInput` names the field and nothing is queued. ``retries`` (0 to
+        :data:`MAX_RETRIES`) further attempts are made after a failure, each after an exponential backoff.
         """
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
-        job = Job(id=uuid.uuid4().hex, kind=kind, params=dict(params))
-        slot = _Slot(job=job, fn=fn, retries=retries)
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+            raise InvalidInput(f"retries: expected an integer from 0 to {MAX_RETRIES}, got {retries!r:.40}",
+                               field="retries")
+        data, _ = self.kinds.get(kind).check_params(params)
+        job = Job(id=uuid.uuid4().hex, kind=kind, params=data, retries=retries)
+        slot = _Slot(job=job)
         with self._lock:
             if self._closed:
                 raise Unavailable("the local scheduler is closed and accepts no jobs")
@@ -130,7 +143,7 @@ class LocalScheduler:
             state = slot.job.state
             if state == "cancelled":
                 return slot.job
-            if state in _FINAL:
+            if state in FINAL_JOB_STATES:
                 raise Conflict(f"job {job_id!r} already {state}; only queued or running jobs can be cancelled")
             slot.cancel.set()
             if state == "running":
@@ -171,27 +184,36 @@ class LocalScheduler:
 
     def _set(self, slot: _Slot, **changes: Any) -> None:
         # Under self._lock: records are frozen, so every transition swaps in a new one.
-        slot.job = attrs.evolve(slot.job, updated_at=utcnow(), **changes)
+        now = utcnow()
+        if changes.get("state") in FINAL_JOB_STATES:
+            changes["finished_at"] = now
+        slot.job = attrs.evolve(slot.job, updated_at=now, **changes)
 
     def _run(self, slot: _Slot) -> None:
         with self._lock:
             if slot.job.state != "queued":  # cancelled while it waited for a worker
                 return
-            self._set(slot, state="running", attempts=slot.job.attempts + 1)
-            attempt = slot.job.attempts
-        log.debug("job running", job=slot.job.id, kind=slot.job.kind, attempt=attempt)
+            self._set(slot, state="running", attempts=slot.job.attempts + 1,
+                      started_at=slot.job.started_at or utcnow())
+            job = slot.job
+        log.debug("job running", job=job.id, kind=job.kind, attempt=job.attempts)
         _current.cancel = slot.cancel
         try:
-            value = slot.fn(**slot.job.params)
+            # By name and from the JSON, every attempt: what a worker elsewhere (or after a restart) would do.
+            kind = self.kinds.get(job.kind)
+            _, params = kind.check_params(job.params)
+            ctx = JobContext(job=job, platform=self.platform, hook=self.hook, is_cancelled=slot.cancel.is_set)
+            value = kind.run(params, ctx)
+            wrapped = value if value is None or isinstance(value, Mapping) else {"value": value}
+            result = None if wrapped is None else check_json(wrapped, field="result")
         except BaseException as exc:
-            self._attempt_failed(slot, exc, attempt)
+            self._attempt_failed(slot, exc, job.attempts)
             return
         finally:
             _current.cancel = None
-        result = None if value is None else dict(value) if isinstance(value, Mapping) else {"value": value}
         with self._lock:
             self._set(slot, state="succeeded", result=result, error=None)
-        log.info("job succeeded", job=slot.job.id, kind=slot.job.kind, attempts=attempt)
+        log.info("job succeeded", job=job.id, kind=job.kind, attempts=job.attempts)
         self._finished(slot)
 
     def _attempt_failed(self, slot: _Slot, exc: BaseException, attempt: int) -> None:
@@ -200,7 +222,7 @@ class LocalScheduler:
             if slot.cancel.is_set():
                 self._set(slot, state="cancelled", error=error)
                 final = True
-            elif attempt <= slot.retries and not self._closed:
+            elif attempt <= slot.job.retries and not self._closed:
                 delay = min(self.config.max_backoff_s, self.config.backoff_s * 2 ** (attempt - 1))
                 self._set(slot, state="queued", error=error)
                 slot.timer = threading.Timer(delay, self._requeue, args=(slot,))
@@ -238,10 +260,7 @@ class LocalScheduler:
         slot.done.set()
         if self.hook is None:
             return
-        try:
-            self.hook.modelyard_after_job_finished(job=job)
-        except Exception:
-            log.error("job-finished hook failed", job=job.id, kind=job.kind, exc_info=True)
+        notify(self.hook, "modelyard_after_job_finished", job=job)  # each observer on its own
 
 
 __all__ = ["JobCancelled", "LocalScheduler", "LocalSchedulerConfig", "raise_if_cancelled"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 from modelyard import hookimpl
+from modelyard.bundles import int_range, max_threads
 from modelyard.providers import BuilderProvider, ProviderContext
 
 
@@ -23,11 +24,12 @@ class OnnxConfig:
     ``providers`` lists onnxruntime execution providers in order of preference (e.g.
     ``["CUDAExecutionProvider"]``); those not available in the installed onnxruntime are skipped and the CPU
     provider is always the last resort. One intra-op thread per session suits a server that runs many requests
-    concurrently; raise it for big models served one request at a time.
+    concurrently; raise it for big models served one request at a time. Thread counts go from 0
+    (onnxruntime's default) to :func:`~modelyard.bundles.max_threads` (four per CPU, at most 256).
     """
 
-    intra_op_threads: int = attrs.field(default=1, validator=attrs.validators.ge(0))
-    inter_op_threads: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    intra_op_threads: int = attrs.field(default=1, validator=int_range(0, max_threads))
+    inter_op_threads: int = attrs.field(default=1, validator=int_range(0, max_threads))
     providers: list[str] = attrs.field(factory=list)
 
 

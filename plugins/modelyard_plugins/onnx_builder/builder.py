@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 import structlog
-from modelyard.bundles import InputAdapter, pin, validate_loaded
+from modelyard.bundles import InputAdapter, bounded_int, max_threads, pin, validate_loaded
 from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
 from modelyard.types import Signature, TensorSpec
@@ -51,10 +51,8 @@ class SessionSettings:
         changes: dict[str, Any] = {}
         for key in ("intra_op_threads", "inter_op_threads"):
             if key in options:
-                value = options[key]
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise InvalidInput(f"{key}: expected a non-negative integer, got {value!r}", field=key)
-                changes[key] = value
+                # Bounded: onnxruntime starts every thread asked for (a million of them hang a deploy).
+                changes[key] = bounded_int(options[key], field=key, low=0, high=max_threads())
         if "providers" in options:
             providers = options["providers"]
             if isinstance(providers, str) or not all(isinstance(p, str) for p in providers):
@@ -259,6 +257,9 @@ class OnnxBuilder:
     """The ``onnx`` flavor: a checked ``.onnx`` file served by onnxruntime."""
 
     flavor = "onnx"
+    #: What build processes should start with (see :mod:`modelyard.isolation`): a warmed-up onnx and onnxruntime.
+    build_preload = ("onnx", "onnxruntime", "modelyard_plugins.onnx_builder.builder",
+                     "modelyard_plugins.onnx_builder.warmup")
 
     def __init__(self, config: OnnxConfig) -> None:
         self.config = config

@@ -11,7 +11,7 @@ def serve_command(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Interface to listen on (default: \\[server] host).",
                                              show_default=False)] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: \\[server] port; 0 picks a free one).",
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: \\[server] port; 0 picks a free one).",
                                              show_default=False)] = None,
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: allows the 'anonymous' auth provider "
                                                    "and logs to the console.")] = False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -18,14 +18,24 @@ class ServerConfig:
         max_body_mb: largest request body accepted on any route but model upload (413 beyond).
         max_upload_mb: largest model upload accepted by ``POST /api/v1/models`` (413 beyond).
         workers: uvicorn worker processes; each assembles its own platform from the same config.
+        reconcile_interval_s: how often each serving process polls the registry for deployment changes made
+            elsewhere (another worker, another server, the embedded CLI) and converges to them; a change reaches
+            every process within about this delay (plus the time to load the model).
+        ready_requires: ``"all"`` — ``/v2/health/ready`` answers 200 once every recorded deployment is served
+            here or has failed here (failed ones are listed, never waited for); ``"none"`` — 200 as soon as the
+            server runs.
     """
 
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8000, validator=[attrs.validators.ge(0), attrs.validators.le(65535)])
     dev: bool = False
-    max_body_mb: int = attrs.field(default=64, validator=attrs.validators.ge(1))
-    max_upload_mb: int = attrs.field(default=2048, validator=attrs.validators.ge(1))
-    workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    max_body_mb: int = attrs.field(default=64, validator=[attrs.validators.ge(1), attrs.validators.le(4096)])
+    max_upload_mb: int = attrs.field(default=2048, validator=[attrs.validators.ge(1), attrs.validators.le(1 << 20)])
+    workers: int = attrs.field(default=1, validator=[attrs.validators.ge(1), attrs.validators.le(64)])
+    reconcile_interval_s: float = attrs.field(default=1.0, validator=[attrs.validators.ge(0.05),
+                                                                      attrs.validators.le(60)])
+    ready_requires: Literal["all", "none"] = attrs.field(default="all",
+                                                         validator=attrs.validators.in_(("all", "none")))
 
     @property
     def max_body_bytes(self) -> int:

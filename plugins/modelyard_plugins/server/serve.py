@@ -167,6 +167,15 @@ def worker_app() -> Any:
         raise
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535, in plain ASCII digits."""
+    import argparse
+
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m modelyard_plugins.server.serve [-c CONFIG] [--host H] [--port P] [--dev]`` (no CLI needed)."""
     import argparse
@@ -174,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m modelyard_plugins.server.serve", description=serve.__doc__)
     parser.add_argument("-c", "--config", default=None)
     parser.add_argument("--host", default=None)
-    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--port", type=_port, default=None)
     parser.add_argument("--dev", action="store_true", default=None)
     args = parser.parse_args(argv)
     from modelyard.errors import ConfigError, ModelyardError

@@ -3,7 +3,8 @@
 Litestar's own form parsing would spool the whole body first; a model upload can be gigabytes, so the body is
 pushed chunk by chunk through the same parser Litestar uses (``multipart``) and the file part goes straight to
 disk under ``platform.tmp_dir``. The size limit is the route's ``request_max_body_size`` (Litestar raises 413 as
-the bytes arrive); form fields other than the file are small by contract and capped here.
+the bytes arrive); form fields other than the file are small by contract and capped here. A disk (or quota) that
+fills while the file streams is a 503 ``unavailable`` ("insufficient storage"), and the partial file is removed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import attrs
 from litestar import Request
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, Unavailable
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
+
+from modelyard_plugins.server.problems import NO_SPACE
 
 #: The largest non-file form field accepted (tags and lineage JSON included).
 MAX_FIELD_BYTES = 64 * 1024
@@ -52,8 +55,8 @@ async def receive_upload(request: Request[Any, Any, Any], *, tmp_dir: Path, fiel
     """Stream a multipart body: the part named ``file_field`` (with a filename) to disk, ``fields`` as text.
 
     Raises 400 for a malformed body, :class:`InvalidInput` (422) for an unknown, repeated or oversized field or a
-    missing file, and 413 when the body is larger than ``max_bytes`` (refused up front when Content-Length says
-    so, else as soon as the bytes pass the limit).
+    missing file, 413 when the body is larger than ``max_bytes`` (refused up front when Content-Length says
+    so, else as soon as the bytes pass the limit), and :class:`Unavailable` (503) when the disk fills.
     """
     if (request.content_length or 0) > max_bytes:
         raise RequestEntityTooLarge
@@ -61,7 +64,10 @@ async def receive_upload(request: Request[Any, Any, Any], *, tmp_dir: Path, fiel
     boundary = options.get("boundary")
     if not boundary:
         raise ClientException("multipart/form-data without a boundary in Content-Type")
-    workdir = Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_dir))
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_dir))
+    except OSError as exc:
+        raise _no_space(exc) or exc from None
     values: dict[str, bytearray] = {}
     path: Path | None = None
     out: Any = None
@@ -108,14 +114,18 @@ async def receive_upload(request: Request[Any, Any, Any], *, tmp_dir: Path, fiel
                         segment, target = None, None
                 if parser.closed:
                     break
+        if out is not None:
+            out.close()  # the last buffered bytes reach the disk here: it can be full too
+            out = None
     except (ParserError, ParserLimitReached) as exc:
         _discard(out, workdir)
         raise ClientException(f"invalid multipart/form-data body: {exc}") from None
+    except OSError as exc:
+        _discard(out, workdir)
+        raise _no_space(exc) or exc from None
     except BaseException:
         _discard(out, workdir)
         raise
-    if out is not None:
-        out.close()
     if path is None:
         shutil.rmtree(workdir, ignore_errors=True)
         raise InvalidInput(f"the upload has no {file_field!r} part (a file)", field=file_field)
@@ -129,5 +139,15 @@ async def receive_upload(request: Request[Any, Any, Any], *, tmp_dir: Path, fiel
 
 def _discard(out: Any, workdir: Path) -> None:
     if out is not None:
-        out.close()
+        try:
+            out.close()
+        except OSError:  # the disk is full: the file goes with its directory anyway
+            pass
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _no_space(exc: OSError) -> Unavailable | None:
+    if exc.errno in NO_SPACE:
+        return Unavailable("insufficient storage: the upload could not be written to the server's disk; try "
+                           "again later")
+    return None

@@ -2,9 +2,11 @@
 
 A V2 "model" is a deployment: ``/v2/models/churn`` is whatever version the ``churn`` deployment serves. The infer
 route is the hottest code of the server, so it bypasses Litestar's body parsing: it reads the raw body, decodes it
-with :mod:`modelyard.protocol.v2`, checks the tensors against the served version's signature (cached per
-immutable version, so no registry I/O per request), awaits ``Platform.apredict`` and answers with the encoded
-bytes as they are. Nothing on it logs per request.
+with :mod:`modelyard.protocol.v2`, awaits ``Platform.apredict_full`` — the runtime looks the deployment up once and
+checks the tensors once, against the signature of the version that runs them, and says which version answered —
+and answers with the encoded bytes as they are. No registry I/O per request. Nothing on it logs per request. Its
+OpenAPI description (the V2 request and response JSON) is attached once, at app creation, by
+:func:`~modelyard_plugins.server.schemas.documented_body`.
 """
 
 from __future__ import annotations
@@ -20,16 +22,23 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath
 from litestar.types import ASGIApp, Receive, Scope, Send
 from modelyard import __version__
-from modelyard.bundles import InputAdapter
 from modelyard.errors import InvalidInput, NotFound, Unavailable
+from modelyard.names import check_name
 from modelyard.protocol.v2 import HEADER_LENGTH_HEADER, decode_request, encode_response
 from modelyard.types import ModelRef, ModelVersion
 
-from modelyard_plugins.server.auth import principal_id
+from modelyard_plugins.server.auth import principal_of
+from modelyard_plugins.server.schemas import V2InferRequest, V2InferResponse, documented_body
 
-_PREDICT = {"action": "predict", "resource": "deployments/{name}"}
+# The V2 routes call no checking Platform verb (metadata and readiness read the runtime and, unchecked, the
+# registry backend), so the server's middleware makes their one decision, on the path's deployment.
+_PREDICT = {"action": "predict", "resource": "deployments/{name}", "decided_by": "platform"}
 _READ = {"action": "deployments:read", "resource": "deployments/{name}"}
 _HEADER_LENGTH = HEADER_LENGTH_HEADER.lower()
+_INFER_DOC = documented_body(
+    V2InferRequest, binary_extension=True, response=V2InferResponse,
+    description="An Open Inference Protocol request: JSON, or a JSON header followed by binary tensor data "
+                f"({HEADER_LENGTH_HEADER} gives the header's length in ASCII digits).")
 
 
 class InferResponse:
@@ -53,11 +62,9 @@ class InferResponse:
 
 @attrs.frozen
 class ServedVersion:
-    """What the infer route needs to know about a served version, computed once per (model, version)."""
+    """What the metadata routes show of a served version, read once per (model, version): versions are immutable."""
 
     version: ModelVersion
-    adapter: InputAdapter | None  # None when the version has no input signature: the model checks alone
-    outputs: frozenset[str]
 
 
 async def read_body(request: Request[Any, Any, Any]) -> bytes:
@@ -90,6 +97,11 @@ async def read_body(request: Request[Any, Any, Any]) -> bytes:
             return b"".join(chunks)
 
 
+async def _recorded(platform: Any, name: str) -> None:
+    """NotFound when there is no deployment ``name``: read from the backend, unchecked (the route decided)."""
+    await anyio.to_thread.run_sync(platform.registry_backend.get_deployment, check_name(name, field="name"))
+
+
 def _not_served(name: str, version: str, served: int) -> NotFound:
     return NotFound(f"model {name!r} serves version {served}, not version {version!r}")
 
@@ -108,24 +120,21 @@ class V2Controller(Controller):
     # ------------------------------------------------------------------------------------------- lookups
     @staticmethod
     async def _served(platform: Any, name: str) -> tuple[str, int]:
-        """``(model, version)`` the deployment ``name`` serves now, without registry I/O when the runtime knows."""
-        info = getattr(platform.runtime, "info", None)
-        if info is not None:
-            return info(name)
-        dep = await anyio.to_thread.run_sync(platform.get_deployment, name)
-        if not platform.runtime.ready(name):
-            raise NotFound(f"deployment {name!r} is not being served")
-        return dep.model, dep.version
+        """``(model, version)`` the deployment ``name`` serves now, as the runtime reports it (metadata and
+        readiness routes; the infer route learns the version from the prediction itself)."""
+        row = (await anyio.to_thread.run_sync(platform.runtime.status)).get(name)
+        if row is not None:
+            return row["model"], row["version"]
+        await _recorded(platform, name)
+        raise NotFound(f"deployment {name!r} is not being served")
 
     async def _version(self, platform: Any, model: str, number: int) -> ServedVersion:
         key = (model, number)
         served = self._versions.get(key)
         if served is None:
-            version = await anyio.to_thread.run_sync(platform.registry.get_version, ModelRef(model, version=number))
-            signature = version.signature
-            adapter = InputAdapter(signature.inputs) if signature is not None and signature.inputs else None
-            outputs = frozenset(t.name for t in signature.outputs) if signature is not None else frozenset()
-            served = self._versions[key] = ServedVersion(version, adapter, outputs)
+            # The backend, not the checked registry verb: the route's decision covers what the deployment serves.
+            version = await anyio.to_thread.run_sync(platform.registry_backend.resolve, ModelRef(model, version=number))
+            served = self._versions[key] = ServedVersion(version)
         return served
 
     # ------------------------------------------------------------------------------------------- health
@@ -136,15 +145,22 @@ class V2Controller(Controller):
 
     @get("/health/ready", opt={"public": True}, summary="Server readiness")
     async def ready(self, request: Request) -> Response[Any]:
-        """200 when every deployment recorded as ready is served; 503 naming the ones that are not."""
+        """200 when this process serves what the registry records (``[server] ready_requires = "all"``, the
+        default) — deployments that failed here are named under ``failed`` and not waited for — or as soon as
+        it runs (``"none"``); 503 naming the deployments still coming up. Answered from memory: no registry
+        I/O and no worker thread, so a busy server still answers its probes."""
         platform = request.app.state.platform
-        deployments = await anyio.to_thread.run_sync(platform.deployments)
-        waiting = [d.name for d in deployments if d.state == "ready" and not platform.runtime.ready(d.name)]
+        if request.app.state.server_settings.ready_requires == "none":
+            return Response({"ready": True})
+        reconciler = platform.reconciler
+        if not reconciler.converged_once:
+            raise Unavailable("restoring the recorded deployments")
+        waiting, failed = reconciler.readiness()
         if waiting:
-            raise Unavailable(f"not serving yet: {', '.join(sorted(waiting))}")
-        return Response({"ready": True})
+            raise Unavailable(f"not serving yet: {', '.join(waiting)}")
+        return Response({"ready": True, "failed": failed} if failed else {"ready": True})
 
-    @get("", summary="Server metadata")
+    @get("", opt={"action": "server:read", "resource": "server"}, summary="Server metadata")
     async def server_metadata(self) -> dict[str, Any]:
         """Name, version and the protocol extensions this server implements."""
         return {"name": "modelyard", "version": __version__, "extensions": ["binary_tensor_data"]}
@@ -179,7 +195,7 @@ class V2Controller(Controller):
             if version is not None and version != str(number):
                 raise _not_served(name, version, number)
             return {"name": name, "ready": True}
-        await anyio.to_thread.run_sync(platform.get_deployment, name)  # NotFound when there is no such deployment
+        await _recorded(platform, name)
         raise Unavailable(f"deployment {name!r} is recorded but not serving")
 
     @get("/models/{name:str}/ready", opt=_READ, summary="Model readiness")
@@ -195,40 +211,39 @@ class V2Controller(Controller):
 
     # ------------------------------------------------------------------------------------------- inference
     async def _infer(self, request: Request, name: str, version: str | None) -> InferResponse:
+        # No lookup and no input check here: the runtime does both once, for the version that runs the request.
         platform = request.app.state.platform
-        model, number = await self._served(platform, name)
-        if version is not None and version != str(number):
-            raise _not_served(name, version, number)
         headers = request.headers
         encoding = headers.get("content-encoding")
         if encoding is not None and encoding.lower() != "identity":
             raise HTTPException(status_code=415, detail=f"Content-Encoding {encoding!r} is not supported; send the "
                                                         "body uncompressed")
-        body = await read_body(request)
+        try:
+            body = await read_body(request)
+        except RequestEntityTooLarge:
+            if not platform.runtime.ready(name):  # an unknown deployment is the first thing wrong with it
+                raise NotFound(f"deployment {name!r} is not being served") from None
+            raise
         decoded = decode_request(body, header_length=headers.get(_HEADER_LENGTH))
-        served = self._versions.get((model, number)) or await self._version(platform, model, number)
-        inputs = decoded.as_arrays()
-        if served.adapter is not None:
-            inputs = served.adapter(inputs)
+        prediction = await platform.apredict_full(name, decoded.as_arrays(), principal=principal_of(request))
+        if version is not None and version != str(prediction.version):
+            raise _not_served(name, version, prediction.version)
+        outputs = prediction.outputs
         requested = decoded.outputs
-        if requested is not None and served.outputs:
-            for out in requested:
-                if out.name not in served.outputs:
-                    raise InvalidInput(f"requested output {out.name!r} is not an output of model {name!r}; "
-                                       f"its outputs are: {', '.join(sorted(served.outputs))}", field="outputs",
-                                       input=out.name)
-        outputs = await platform.apredict(name, inputs, principal=principal_id(request))
         if requested is not None:
+            # The one check of the requested outputs: against what the version that answered produced.
             try:
                 outputs = {o.name: outputs[o.name] for o in requested}
             except KeyError as exc:
-                raise InvalidInput(f"requested output {exc.args[0]!r} is not an output of model {name!r}",
-                                   field="outputs", input=exc.args[0]) from None
-        content, out_headers = encode_response(model_name=name, model_version=str(number), outputs=outputs,
-                                               request_id=decoded.id, binary_outputs=decoded.binary_outputs())
+                raise InvalidInput(f"requested output {exc.args[0]!r} is not an output of model {name!r}; its "
+                                   f"outputs are: {', '.join(sorted(prediction.outputs))}", field="outputs",
+                                   input=exc.args[0]) from None
+        content, out_headers = encode_response(model_name=name, model_version=str(prediction.version),
+                                               outputs=outputs, request_id=decoded.id,
+                                               binary_outputs=decoded.binary_outputs())
         return InferResponse(content, out_headers)
 
-    @post("/models/{name:str}/infer", opt=_PREDICT, status_code=200, summary="Inference",
+    @post("/models/{name:str}/infer", opt=_PREDICT, status_code=200, summary="Inference", operation_class=_INFER_DOC,
           description="Open Inference Protocol request, JSON or with binary tensor data "
                       "(Inference-Header-Content-Length). Outputs come back as binary data when the request asks "
                       "(parameters.binary_data_output, or an output's parameters.binary_data).")
@@ -237,7 +252,7 @@ class V2Controller(Controller):
         return await self._infer(request, name, None)
 
     @post("/models/{name:str}/versions/{version:str}/infer", opt=_PREDICT, status_code=200,
-          summary="Inference on a version")
+          summary="Inference on a version", operation_class=_INFER_DOC)
     async def infer_version(self, request: Request, name: FromPath[str], version: FromPath[str]) -> ASGIApp:
         """As ``infer``; 404 unless ``version`` is the version the deployment serves."""
         return await self._infer(request, name, version)

@@ -13,7 +13,13 @@ from typing import Any
 
 import attrs
 from modelyard import hookimpl
+from modelyard.bundles import int_range, max_threads
 from modelyard.providers import BuilderProvider, ProviderContext
+
+#: The highest ONNX opset ``target_opset`` may name (onnx is at 2x today; the bound only refuses nonsense).
+MAX_OPSET = 99
+#: The most input features ``options["n_features"]`` may declare (validation generates a row of them).
+MAX_FEATURES = 1 << 24
 
 
 @attrs.frozen(kw_only=True)
@@ -22,13 +28,15 @@ class SklearnConfig:
 
     ``allow_pickle`` lets registrations load pickle/joblib files — only turn it on for files you trust.
     ``target_opset`` pins the ONNX opset skl2onnx converts to (its newest supported one when unset). The thread
-    counts apply to the onnxruntime sessions that serve the converted models, as for the ``onnx`` flavor.
+    counts apply to the onnxruntime sessions that serve the converted models, as for the ``onnx`` flavor (0 to
+    four per CPU, at most 256).
     """
 
     allow_pickle: bool = False
-    target_opset: int | None = None
-    intra_op_threads: int = attrs.field(default=1, validator=attrs.validators.ge(0))
-    inter_op_threads: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    target_opset: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        int_range(1, MAX_OPSET)))
+    intra_op_threads: int = attrs.field(default=1, validator=int_range(0, max_threads))
+    inter_op_threads: int = attrs.field(default=1, validator=int_range(0, max_threads))
 
 
 def _factory(config: SklearnConfig, ctx: ProviderContext) -> Any:
@@ -45,4 +53,4 @@ def modelyard_builders() -> Iterator[BuilderProvider]:
                           description="scikit-learn estimators, converted to ONNX")
 
 
-__all__ = ["SklearnConfig"]
+__all__ = ["MAX_FEATURES", "MAX_OPSET", "SklearnConfig"]

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from modelyard.bundles import numpy_dtype
+from modelyard.bundles import bounded_int, numpy_dtype
 from modelyard.errors import BuildError
 from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
 from modelyard.types import Signature
 
 from modelyard_plugins.onnx_builder.builder import OnnxModel, SessionSettings, build_onnx_bundle, load_onnx
+from modelyard_plugins.sklearn_builder import MAX_FEATURES
 
 if TYPE_CHECKING:
     from modelyard_plugins.sklearn_builder import SklearnConfig
@@ -81,6 +82,8 @@ class SklearnBuilder:
 
         opts = options.options
         input_name = str(opts.get("input_name", DEFAULT_INPUT_NAME))
+        if opts.get("n_features") is not None:
+            bounded_int(opts["n_features"], field="n_features", low=1, high=MAX_FEATURES)
         n_features = opts.get("n_features") or getattr(estimator, "n_features_in_", None)
         if n_features is None and options.sample_input is not None and input_name in options.sample_input:
             n_features = np.asarray(options.sample_input[input_name]).shape[-1]

@@ -53,7 +53,7 @@ def check_config(config: SqlConfig) -> Iterator[tuple[str | None, str]]:
 
 
 @hookimpl
-def modelyard_registries() -> Iterator[RegistryProvider]:
+def modelyard_registry_backends() -> Iterator[RegistryProvider]:
     """Offer the ``sql`` registry provider."""
     yield RegistryProvider(
         name="sql",
@@ -74,4 +74,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SqlConfig", "SqlRegistry", "create_registry", "modelyard_registries"]
+__all__ = ["SqlConfig", "SqlRegistry", "create_registry", "modelyard_registry_backends"]

@@ -34,6 +34,7 @@ from modelyard.types import (
     ModelVersion,
     NewVersion,
     Page,
+    ServingState,
     check_tags,
     check_version_number,
     utcnow,
@@ -50,6 +51,8 @@ from modelyard_plugins.sql.tables import (
     deployments,
     model_tags,
     models,
+    revisions,
+    serving,
     version_tags,
     versions,
 )
@@ -399,21 +402,53 @@ class SqlRegistry:
             sa.select(sa.exists().where(versions.c.digest == digest))).scalar_one()))
 
     # ------------------------------------------------------------------------------------------- deployments
-    def put_deployment(self, deployment: Deployment) -> Deployment:
-        """Create or replace the deployment record of that name."""
+    # Deployment records are the desired state. Every write bumps the ``deployments`` revision in the same
+    # transaction (serving processes poll it) and writes its audit entry there too: a change whose audit entry
+    # cannot be written does not happen.
+    def put_deployment(self, deployment: Deployment, *, audit: AuditEvent | None = None) -> Deployment:
+        """Create or replace the deployment record of that name; returns it with its new ``generation``."""
         if not isinstance(deployment, Deployment):
             raise InvalidInput(f"expected a Deployment, got {type(deployment).__name__}")
         check_name(deployment.model, field="model")
-        values = mapping.deployment_values(deployment)
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        mapping.deployment_values(deployment)  # JSON-checks the options before the transaction
+        insert = self._insert()
 
         def tx(conn: sa.Connection) -> Deployment:
+            current = conn.execute(sa.select(deployments.c.generation, deployments.c.created_at)
+                                   .where(deployments.c.name == deployment.name)).first()
+            now = utcnow()
+            record = attrs.evolve(deployment, generation=(current[0] if current else 0) + 1,
+                                  created_at=current[1] if current else deployment.created_at, updated_at=now)
+            values = mapping.deployment_values(record)
             stmt = insert(deployments).values(values)
             conn.execute(stmt.on_conflict_do_update(index_elements=[deployments.c.name],
                                                     set_={k: v for k, v in values.items() if k != "name"}))
-            return deployment
+            self._bump(conn, "deployments")
+            self._audit_in(conn, audit)
+            return record
 
         return self._run(tx, write=True, what=f"deployment {deployment.name!r}")
+
+    def set_deployment_state(self, name: str, generation: int, state: str, message: str = "", *,
+                             audit: AuditEvent | None = None) -> bool:
+        """Record the outcome of converging to ``generation`` (``ready`` or ``failed`` with ``message``).
+
+        Only when the record is still at that generation (a newer desired state is never overwritten); returns
+        whether it was. The generation itself does not change: it counts desired states, not outcomes.
+        """
+        name = check_name(name, field="deployment")
+
+        def tx(conn: sa.Connection) -> bool:
+            changed = conn.execute(
+                sa.update(deployments)
+                .where(deployments.c.name == name, deployments.c.generation == generation)
+                .values(state=state, message=message, updated_at=utcnow())).rowcount
+            if changed:
+                self._bump(conn, "deployments")
+            self._audit_in(conn, audit)
+            return bool(changed)
+
+        return self._run(tx, write=True, what=f"deployment {name!r}")
 
     def get_deployment(self, name: str) -> Deployment:
         """One deployment record; NotFound if absent."""
@@ -432,15 +467,72 @@ class SqlRegistry:
         return self._run(lambda conn: [mapping.deployment_from_row(r) for r in conn.execute(
             sa.select(deployments).order_by(deployments.c.name))])
 
-    def delete_deployment(self, name: str) -> None:
+    def delete_deployment(self, name: str, *, audit: AuditEvent | None = None) -> None:
         """Delete a deployment record; NotFound if absent."""
         name = check_name(name, field="deployment")
 
         def tx(conn: sa.Connection) -> None:
             if conn.execute(sa.delete(deployments).where(deployments.c.name == name)).rowcount == 0:
                 raise NotFound(f"deployment {name!r} does not exist")
+            self._bump(conn, "deployments")
+            self._audit_in(conn, audit)
 
         self._run(tx, write=True, what=f"deployment {name!r}")
+
+    def deployments_revision(self) -> int:
+        """The change counter of deployment records: it grows with every write (one cheap read to poll)."""
+        return int(self._run(lambda conn: conn.execute(
+            sa.select(revisions.c.value).where(revisions.c.name == "deployments")).scalar() or 0))
+
+    def report_serving(self, process: str, states: Iterable[ServingState], *, replace: bool = False) -> None:
+        """Upsert what ``process`` serves (one row per deployment); ``replace`` first drops its other rows.
+
+        With no states and ``replace``, the process's rows are removed (it stopped serving).
+        """
+        rows = [mapping.serving_values(attrs.evolve(s, process=process)) for s in states]
+        insert = self._insert()
+
+        def tx(conn: sa.Connection) -> None:
+            if replace:
+                conn.execute(sa.delete(serving).where(serving.c.process == process))
+            for values in rows:
+                stmt = insert(serving).values(values)
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[serving.c.process, serving.c.deployment],
+                    set_={k: v for k, v in values.items() if k not in ("process", "deployment")}))
+
+        self._run(tx, write=True, what=f"serving report of {process!r}")
+
+    def forget_serving(self, process: str, deployment: str | None = None) -> None:
+        """Remove ``process``'s rows (all, or one deployment's)."""
+        conds = [serving.c.process == process]
+        if deployment is not None:
+            conds.append(serving.c.deployment == deployment)
+        self._run(lambda conn: conn.execute(sa.delete(serving).where(*conds)), write=True,
+                  what=f"serving report of {process!r}")
+
+    def touch_serving(self, process: str) -> None:
+        """The heartbeat: ``seen_at`` of every row of ``process`` becomes now."""
+        self._run(lambda conn: conn.execute(sa.update(serving).where(serving.c.process == process)
+                                            .values(seen_at=utcnow())), write=True, what="serving heartbeat")
+
+    def list_serving(self, deployment: str | None = None) -> list[ServingState]:
+        """Every process's report (for one deployment, or all), by deployment then process."""
+        conds = [] if deployment is None else [serving.c.deployment == check_name(deployment, field="deployment")]
+        return self._run(lambda conn: [mapping.serving_from_row(r) for r in conn.execute(
+            sa.select(serving).where(*conds).order_by(serving.c.deployment, serving.c.process))])
+
+    def _insert(self) -> Any:
+        return postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+
+    def _bump(self, conn: sa.Connection, name: str) -> None:
+        stmt = self._insert()(revisions).values(name=name, value=1)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[revisions.c.name],
+                                                set_={"value": revisions.c.value + 1}))
+
+    def _audit_in(self, conn: sa.Connection, event: AuditEvent | None) -> None:
+        if event is not None:
+            conn.execute(sa.insert(audit).values(mapping.audit_values(event)))
 
     # ------------------------------------------------------------------------------------------- audit
     def record_audit(self, event: AuditEvent) -> None:

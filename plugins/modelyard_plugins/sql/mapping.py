@@ -21,6 +21,7 @@ from modelyard.types import (
     Model,
     ModelVersion,
     NewVersion,
+    ServingState,
     Signature,
 )
 
@@ -101,8 +102,8 @@ def deployment_values(d: Deployment) -> dict[str, Any]:
     batching = None if d.batching is None else attrs.asdict(d.batching)
     return {"name": d.name, "model": d.model, "version": d.version, "runtime": d.runtime,
             "requested_ref": d.requested_ref, "batching": batching, "replicas": d.replicas,
-            "options": jsonable(d.options, f"options of deployment {d.name!r}"), "state": d.state, "message": d.message, "created_at": d.created_at,
-            "updated_at": d.updated_at}
+            "options": jsonable(d.options, f"options of deployment {d.name!r}"), "state": d.state,
+            "message": d.message, "generation": d.generation, "created_at": d.created_at, "updated_at": d.updated_at}
 
 
 def deployment_from_row(row: sa.Row[Any]) -> Deployment:
@@ -113,8 +114,20 @@ def deployment_from_row(row: sa.Row[Any]) -> Deployment:
         name=m["name"], model=m["model"], version=m["version"], runtime=m["runtime"],
         requested_ref=m["requested_ref"], batching=BatchingConfig(**batching) if batching is not None else None,
         replicas=m["replicas"], options=m["options"] or {}, state=m["state"], message=m["message"],
-        created_at=m["created_at"], updated_at=m["updated_at"],
+        generation=m["generation"], created_at=m["created_at"], updated_at=m["updated_at"],
     )
+
+
+def serving_values(s: ServingState) -> dict[str, Any]:
+    """The ``serving`` row for one process's report."""
+    return {"process": s.process, "deployment": s.deployment, "host": s.host, "pid": s.pid, "model": s.model,
+            "version": s.version, "generation": s.generation, "state": s.state, "message": s.message,
+            "seen_at": s.seen_at}
+
+
+def serving_from_row(row: sa.Row[Any]) -> ServingState:
+    """Inverse of :func:`serving_values`."""
+    return ServingState(**row._mapping)
 
 
 # --------------------------------------------------------------------------------------------- audit

@@ -168,8 +168,35 @@ class DeploymentRow(_Row, table=True):
     options: dict[str, Any] = _json()
     state: str = Field(sa_type=sa.String(16))
     message: str = Field(default="", sa_type=sa.Text)
+    generation: int = Field(default=0, sa_type=sa.BigInteger)
     created_at: dt.datetime = _when()
     updated_at: dt.datetime = _when()
+
+
+class RevisionRow(_Row, table=True):
+    """A change counter per kind of record (``deployments``): serving processes poll it to notice changes."""
+
+    __tablename__ = "revisions"
+
+    name: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class ServingRow(_Row, table=True):
+    """What one serving process reports it serves for one deployment (written on change and on heartbeat)."""
+
+    __tablename__ = "serving"
+
+    process: str = Field(sa_type=sa.String(200), primary_key=True)
+    deployment: str = Field(sa_type=name_type(), primary_key=True)
+    host: str = Field(default="", sa_type=sa.Text)
+    pid: int = Field(default=0)
+    model: str = Field(default="", sa_type=sa.Text)
+    version: int = Field(default=0)
+    generation: int = Field(default=0, sa_type=sa.BigInteger)
+    state: str = Field(sa_type=sa.String(16))
+    message: str = Field(default="", sa_type=sa.Text)
+    seen_at: dt.datetime = _when()
 
 
 class AuditRow(_Row, table=True):
@@ -198,6 +225,8 @@ model_tags: sa.Table = ModelTagRow.__table__  # type: ignore[assignment]
 version_tags: sa.Table = VersionTagRow.__table__  # type: ignore[assignment]
 aliases: sa.Table = AliasRow.__table__  # type: ignore[assignment]
 deployments: sa.Table = DeploymentRow.__table__  # type: ignore[assignment]
+revisions: sa.Table = RevisionRow.__table__  # type: ignore[assignment]
+serving: sa.Table = ServingRow.__table__  # type: ignore[assignment]
 audit: sa.Table = AuditRow.__table__  # type: ignore[assignment]
 
 # Searches list versions by (model, number DESC); without an index in that order a page needs every matching
@@ -205,7 +234,7 @@ audit: sa.Table = AuditRow.__table__  # type: ignore[assignment]
 sa.Index("ix_versions_model_number_desc", versions.c.model, versions.c.number.desc())
 
 __all__ = [
-    "AliasRow", "AuditRow", "DeploymentRow", "ModelRow", "ModelTagRow", "UTCDateTime", "VersionRow",
-    "VersionTagRow", "aliases", "audit", "deployments", "metadata", "model_tags", "models", "name_type",
-    "version_tags", "versions",
+    "AliasRow", "AuditRow", "DeploymentRow", "ModelRow", "ModelTagRow", "RevisionRow", "ServingRow",
+    "UTCDateTime", "VersionRow", "VersionTagRow", "aliases", "audit", "deployments", "metadata", "model_tags",
+    "models", "name_type", "revisions", "serving", "version_tags", "versions",
 ]  # fmt: skip

@@ -3,7 +3,8 @@
 
 An upload is a SavedModel directory, a ``.zip`` of one, or an in-memory ``tf.Module`` / Keras model (saved at
 build time). The artifact is the SavedModel zipped with sorted entries and fixed timestamps, so the same model
-always has the same digest. tensorflow is imported only when a model is built or loaded
+always has the same digest. A zip is expanded within ``[platform] max_archive_bytes`` and
+``max_archive_entries``, counted on the bytes actually written. tensorflow is imported only when a model is built or loaded
 (``pip install 'modelyard[tensorflow]'``).
 """
 
@@ -17,9 +18,12 @@ from modelyard.providers import BuilderProvider, NoConfig, ProviderContext
 
 
 def _factory(config: NoConfig, ctx: ProviderContext) -> Any:
+    from modelyard.bundles import ArchiveLimits
+
     from modelyard_plugins.tensorflow_builder.builder import TensorflowBuilder
 
-    return TensorflowBuilder()
+    platform_config = getattr(getattr(ctx.platform, "config", None), "platform", None)
+    return TensorflowBuilder(archive_limits=ArchiveLimits.from_config(platform_config))
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from modelyard.bundles import InputAdapter, datatype_of, pin, unzip, validate_loaded, zip_dir
+from modelyard.bundles import ArchiveLimits, InputAdapter, datatype_of, pin, unzip, validate_loaded, zip_dir
 from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
 from modelyard.types import Signature, TensorSpec
@@ -132,15 +132,17 @@ class TensorflowModel:
 
 
 def load_savedmodel(artifact: Path, signature: Signature | None, *,
-                    sample: Mapping[str, Any] | None = None) -> TensorflowModel:
+                    sample: Mapping[str, Any] | None = None,
+                    archive_limits: ArchiveLimits | None = None) -> TensorflowModel:
     """Extract the zipped SavedModel, load it with ``tf.saved_model.load`` and pick ``serving_default``.
 
-    Without a stored ``signature`` it is read from the function (``sample`` gives unknown input ranks).
+    Without a stored ``signature`` it is read from the function (``sample`` gives unknown input ranks). The zip
+    is expanded within ``archive_limits`` (default :class:`~modelyard.bundles.ArchiveLimits`).
     """
     tf = _tf()
     tmpdir = Path(tempfile.mkdtemp(prefix="modelyard-tf-"))
     try:
-        root = _savedmodel_root(unzip(Path(artifact), tmpdir))
+        root = _savedmodel_root(unzip(Path(artifact), tmpdir, limits=archive_limits))
         try:
             loaded = tf.saved_model.load(str(root))
         except Exception as exc:
@@ -160,9 +162,12 @@ def load_savedmodel(artifact: Path, signature: Signature | None, *,
 
 
 class TensorflowBuilder:
-    """The ``tensorflow`` flavor."""
+    """The ``tensorflow`` flavor. Zips (uploads and stored artifacts) are expanded within ``archive_limits``."""
 
     flavor = "tensorflow"
+
+    def __init__(self, *, archive_limits: ArchiveLimits | None = None) -> None:
+        self.archive_limits = archive_limits or ArchiveLimits()
 
     def _savedmodel_dir(self, source: Any, workdir: Path) -> tuple[Path, str]:
         """A SavedModel directory for ``source`` (inside ``workdir`` unless it is the upload itself)."""
@@ -174,7 +179,7 @@ class TensorflowBuilder:
                 return path, "directory"
             if not path.is_file():
                 raise BuildError(f"tensorflow source {path.name!r} does not exist")
-            return _savedmodel_root(unzip(path, workdir / "upload")), "zip"
+            return _savedmodel_root(unzip(path, workdir / "upload", limits=self.archive_limits)), "zip"
         tf = _tf()
         dest = workdir / "savedmodel"
         if hasattr(source, "export") and type(source).__module__.startswith(("keras", "tf_keras")):
@@ -191,8 +196,7 @@ class TensorflowBuilder:
 
     def build(self, source: Path | Any, *, options: BuildOptions, workdir: Path) -> BuiltBundle:
         """Zip the SavedModel deterministically, read ``serving_default``'s signature and validate it."""
-        tf = _tf()
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)  # an upload's zip is checked before tensorflow is imported
         try:
             directory, origin = self._savedmodel_dir(source, workdir)
         except BuildError:
@@ -200,7 +204,7 @@ class TensorflowBuilder:
         except Exception as exc:
             raise BuildError(f"cannot save the tensorflow model: {type(exc).__name__}: {exc}") from exc
         artifact = zip_dir(directory, workdir / ARTIFACT_NAME)
-        model = load_savedmodel(artifact, None, sample=options.sample_input)
+        model = load_savedmodel(artifact, None, sample=options.sample_input, archive_limits=self.archive_limits)
         try:
             signature, unknown = describe(model.function, sample=options.sample_input)
             validation, outputs = validate_loaded(model, options, flavor=self.flavor)
@@ -211,14 +215,14 @@ class TensorflowBuilder:
                 TensorSpec(s.name, s.datatype, (-1,) * np.asarray(outputs[s.name]).ndim) if s.name in unknown else s
                 for s in signature.outputs))
         metadata = {"format": "savedmodel", "source": origin, "signature_key": SIGNATURE_KEY,
-                    "tensorflow_version": tf.__version__}
+                    "tensorflow_version": _tf().__version__}
         return BuiltBundle(artifact=artifact, signature=signature, requirements=(pin("tensorflow"),),
                            metadata=metadata, validation=validation)
 
     def load(self, artifact: Path, *, signature: Signature | None,
              options: Mapping[str, Any] | None = None) -> TensorflowModel:
         """Load the zipped SavedModel once and serve its ``serving_default`` function."""
-        return load_savedmodel(artifact, signature)
+        return load_savedmodel(artifact, signature, archive_limits=self.archive_limits)
 
     def close(self) -> None:
         """Nothing to release: SavedModels belong to the loaded models."""

@@ -6,7 +6,6 @@ through ``torch.jit.load`` and programs through ``torch.export.load``, and weigh
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import shutil
 import warnings
@@ -18,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from modelyard.bundles import (
+    ArchiveLimits,
     InputAdapter,
+    bounded_int,
     datatype_of,
+    max_threads,
     parse_specs,
     pin,
     sample_inputs,
@@ -30,6 +32,8 @@ from modelyard.bundles import (
 from modelyard.errors import BuildError, InvalidInput, Unavailable
 from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
 from modelyard.types import Signature, TensorSpec
+
+from modelyard_plugins.torch_builder import DEVICE, factories
 
 if TYPE_CHECKING:
     from modelyard_plugins.torch_builder import TorchConfig
@@ -65,14 +69,26 @@ def _datatype(dtype: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------- formats
-def sniff_format(path: Path) -> str:
+def sniff_format(path: Path, *, limits: ArchiveLimits | None = None) -> str:
     """``torchscript`` or ``torch.export`` for a torch archive, told apart by its entries (artifacts are stored
-    by digest, without their suffix). Raises BuildError for anything else, with what to upload instead."""
+    by digest, without their suffix). Raises BuildError for anything else, with what to upload instead.
+
+    torch reads the archive itself, into memory, allocating what each entry's header declares; so the entry
+    count and the declared sizes are held to ``limits`` (default :class:`~modelyard.bundles.ArchiveLimits`).
+    """
+    limits = limits or ArchiveLimits()
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            infos = zf.infolist()
     except (zipfile.BadZipFile, OSError):
-        names = []
+        infos = []
+    if len(infos) > limits.max_entries:
+        raise BuildError(f"{path.name}: the archive has {len(infos)} entries, over the limit "
+                         f"(max_archive_entries = {limits.max_entries})")
+    if sum(i.file_size for i in infos) > limits.max_bytes:
+        raise BuildError(f"{path.name}: the archive expands to more than {limits.max_bytes} bytes, over the "
+                         f"limit (max_archive_bytes = {limits.max_bytes})")
+    names = [i.filename for i in infos]
     if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
         return EXPORT
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
@@ -160,7 +176,8 @@ class TorchModel:
             self._torch.cuda.empty_cache()
 
 
-def load_program(path: Path, *, device: str, threads: int) -> tuple[Any, str, Any]:
+def load_program(path: Path, *, device: str, threads: int, limits: ArchiveLimits | None = None
+                 ) -> tuple[Any, str, Any]:
     """Load a torch artifact onto ``device``: returns (callable module, format, ExportedProgram or None)."""
     torch = _torch()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -168,7 +185,7 @@ def load_program(path: Path, *, device: str, threads: int) -> tuple[Any, str, An
                           "use device = 'cpu' in [builders.torch] or deploy where a GPU is present")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)  # per process: the last bundle loaded decides
-    fmt = sniff_format(path)
+    fmt = sniff_format(path, limits=limits)
     with _quiet():
         if fmt == TORCHSCRIPT:
             module = torch.jit.load(str(path), map_location=device)
@@ -247,25 +264,9 @@ def _input_specs(options: BuildOptions, names: list[str], *, fmt: str, program: 
 
 
 # --------------------------------------------------------------------------------------------- conversion
-def _import_factory(ref: Any) -> Any:
-    if not isinstance(ref, str) or ":" not in ref:
-        raise BuildError(f"options['module_factory'] must be 'pkg.module:callable', got {ref!r}")
-    mod_name, _, attr = ref.partition(":")
-    try:
-        target: Any = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise BuildError(f"options['module_factory'] {ref!r} cannot be imported: {exc}") from None
-    if not callable(target):
-        raise BuildError(f"options['module_factory'] {ref!r} is not callable")
-    return target
-
-
-def _module_from_safetensors(path: Path, options: BuildOptions) -> Any:
+def _module_from_safetensors(path: Path, factory: factories.Allowed | None, module_paths: Sequence[str]) -> Any:
     torch = _torch()
-    ref = options.options.get("module_factory")
-    if ref is None:
+    if factory is None:
         raise BuildError("a .safetensors upload holds weights only: pass options['module_factory'] = "
                          "'pkg.module:callable' returning the nn.Module to load them into")
     try:
@@ -273,12 +274,13 @@ def _module_from_safetensors(path: Path, options: BuildOptions) -> Any:
         from safetensors.torch import load_file
     except ImportError:
         raise BuildError("safetensors is not installed: pip install 'modelyard[torch]'") from None
-    try:
-        module = _import_factory(ref)()
-    except BuildError:
-        raise
-    except Exception as exc:
-        raise BuildError(f"options['module_factory'] {ref!r} failed: {type(exc).__name__}: {exc}") from exc
+    ref = factory.ref
+    with factories.importable_from(module_paths):
+        make = factories.load(factory)
+        try:
+            module = make()
+        except Exception as exc:
+            raise BuildError(f"options['module_factory'] {ref!r} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):
         raise BuildError(f"options['module_factory'] {ref!r} returned {type(module).__name__}, not a torch.nn.Module")
     try:
@@ -345,10 +347,16 @@ class TorchBuilder:
 
     flavor = "torch"
 
-    def __init__(self, config: TorchConfig) -> None:
+    def __init__(self, config: TorchConfig, *, base_dir: Path | None = None,
+                 archive_limits: ArchiveLimits | None = None) -> None:
         self.config = config
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        #: ``[builders.torch] module_paths`` made absolute against the config file's folder.
+        self.module_paths = tuple(str((base / Path(p).expanduser()).resolve()) for p in config.module_paths)
+        self.archive_limits = archive_limits or ArchiveLimits()
 
-    def _materialise(self, source: Any, options: BuildOptions, workdir: Path) -> tuple[Path, str, str]:
+    def _materialise(self, source: Any, options: BuildOptions, workdir: Path,
+                     factory: factories.Allowed | None) -> tuple[Path, str, str]:
         """Write the upload into ``workdir`` as one program file: (path, format, what the upload was)."""
         torch = _torch()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -372,24 +380,31 @@ class TorchBuilder:
         if not path.is_file():
             raise BuildError(f"torch source {path.name!r} does not exist")
         if path.suffix == ".safetensors" or _is_safetensors(path):
-            module = _module_from_safetensors(path, options)
+            module = _module_from_safetensors(path, factory, self.module_paths)
             return (*convert_module(module, options, workdir), "safetensors")
-        fmt = sniff_format(path)
+        fmt = sniff_format(path, limits=self.archive_limits)
         dest = workdir / _NAMES[fmt]
         if path.resolve() != dest.resolve():
             shutil.copyfile(path, dest)
         return dest, fmt, "file"
 
     def build(self, source: Path | Any, *, options: BuildOptions, workdir: Path) -> BuiltBundle:
-        """Normalise ``source`` to one program file, derive its signature and validate it as serving loads it."""
+        """Normalise ``source`` to one program file, derive its signature and validate it as serving loads it.
+
+        A ``module_factory`` option is checked against config before anything else happens (InvalidInput, HTTP
+        422, when config does not allow it): it names code to import and run.
+        """
+        ref = options.options.get("module_factory")
+        factory = factories.authorise(ref, self.config.module_factories) if ref is not None else None
         try:
-            artifact, fmt, origin = self._materialise(source, options, workdir)
+            artifact, fmt, origin = self._materialise(source, options, workdir, factory)
         except BuildError:
             raise
         except Exception as exc:  # torch.jit.save / torch.export.save of an in-memory object
             raise BuildError(f"cannot save the torch model: {type(exc).__name__}: {exc}") from exc
         try:
-            module, fmt, program = load_program(artifact, device=self.config.device, threads=self.config.threads)
+            module, fmt, program = load_program(artifact, device=self.config.device, threads=self.config.threads,
+                                                limits=self.archive_limits)
         except (BuildError, Unavailable) as exc:
             raise BuildError(str(exc)) from None
         except Exception as exc:
@@ -418,11 +433,12 @@ class TorchBuilder:
              options: Mapping[str, Any] | None = None) -> TorchModel:
         """Load the program for serving; ``options`` may override ``device`` and ``threads``."""
         options = dict(options or {})
-        device = str(options.get("device", self.config.device))
-        threads = options.get("threads", self.config.threads)
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise InvalidInput(f"threads: expected a positive integer, got {threads!r}", field="threads")
-        module, fmt, program = load_program(artifact, device=device, threads=threads)
+        device = options.get("device", self.config.device)
+        if not isinstance(device, str) or not DEVICE.match(device):
+            raise InvalidInput(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}", field="device")
+        threads = bounded_int(options.get("threads", self.config.threads), field="threads", low=1,
+                              high=max_threads())
+        module, fmt, program = load_program(artifact, device=device, threads=threads, limits=self.archive_limits)
         if signature is None:
             if program is None:
                 raise InvalidInput("a TorchScript bundle needs its stored signature to be served", field="signature")

@@ -8,6 +8,7 @@ import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
+from modelyard.errors import QuotaExceeded
 from modelyard.hookspecs.auth import Authenticator
 from modelyard.hookspecs.billing import Meter
 from modelyard.plugins import get_plugin_manager
@@ -33,7 +34,7 @@ def event(deployment: str = "churn", latency_ms: float = 1.0, ok: bool = True, r
 
 def test_providers_fill_their_slots() -> None:
     pm = get_plugin_manager(load_entrypoints=False, plugins=[basics])
-    found = {p.slot: p.name for batch in (pm.hook.modelyard_auth_providers(), pm.hook.modelyard_billing_providers(),
+    found = {p.slot: p.name for batch in (pm.hook.modelyard_authenticators(), pm.hook.modelyard_meters(),
                                           pm.hook.modelyard_monitors()) for ps in batch for p in ps}
     assert found == {"auth": "anonymous", "billing": "none", "monitors": "log"}
 
@@ -50,12 +51,46 @@ def test_anonymous_auth() -> None:
 def test_no_billing() -> None:
     meter = NoBilling()
     assert isinstance(meter, Meter)
-    meter.check_quota("anyone", "churn")  # never raises
+    assert meter.check_quota(Principal(id="anyone", team="growth"), "churn") is None  # never raises
     assert meter.report() == [] and meter.report(group_by="deployment") == []
     meter.flush()
     meter.close()
     # It implements no event hook, so the platform does not put it on the predict path.
     assert not any(name.startswith("modelyard_") for name in dir(meter))
+
+
+def test_the_quota_check_is_cheap_enough_for_the_predict_path() -> None:
+    """``Meter.check_quota`` runs once per prediction request: the ``none`` meter's costs a method call (a
+    generous bound: 100,000 checks well under a second — any I/O or lock per call would blow it)."""
+    meter, principal = NoBilling(), Principal(id="svc", roles=("reader",))
+    check = meter.check_quota
+    started = time.perf_counter()
+    for _ in range(100_000):
+        check(principal, "churn")
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_meter_with_quotas_satisfies_the_protocol_and_raises_quota_exceeded() -> None:
+    """What a quota-enforcing meter looks like against the protocol: counters in memory, QuotaExceeded (429)."""
+
+    class Capped(NoBilling):
+        def __init__(self) -> None:
+            self.calls: dict[str, int] = {}
+
+        def check_quota(self, principal: Principal, deployment: str) -> None:
+            used = self.calls[principal.team or principal.id] = self.calls.get(principal.team or principal.id, 0) + 1
+            if used > 2:
+                raise QuotaExceeded(f"team {principal.team!r} used its 2 calls", retry_after=30.0)
+
+    meter = Capped()
+    assert isinstance(meter, Meter)
+    growth = Principal(id="a", team="growth")
+    meter.check_quota(growth, "churn")
+    meter.check_quota(Principal(id="b", team="growth"), "churn")
+    with pytest.raises(QuotaExceeded) as err:
+        meter.check_quota(growth, "churn")
+    assert (err.value.status, err.value.problem_type, err.value.retry_after) == (429, "quota-exceeded", 30.0)
+    meter.check_quota(Principal(id="c", team="risk"), "churn")  # another team's quota is its own
 
 
 def test_summarize_aggregates_per_deployment() -> None:

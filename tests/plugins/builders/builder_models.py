@@ -5,12 +5,14 @@ Heavy frameworks are imported inside the functions, so importing this module sta
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 N_FEATURES = 20
+MiB = 1 << 20
 
 
 def training_data(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +88,23 @@ class PickleBomb:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (Path.write_text, (self.marker, "unpickled"))
+
+
+def zip_bomb(path: Path, size: int = 20 * MiB, *, name: str = "saved_model.pb") -> Path:
+    """A zip of one deflated entry of ``size`` zero bytes (20 MiB compress to about 20 KiB)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(name, bytes(size))
+    return path
+
+
+def understate_sizes(path: Path, claimed: int) -> Path:
+    """Rewrite every entry's uncompressed size, in the local and the central headers, to ``claimed``: a zip
+    whose headers lie, so that only counting the bytes actually written can tell how big it is."""
+    data = bytearray(path.read_bytes())
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (at := data.find(sig, start)) >= 0:
+            data[at + offset:at + offset + 4] = claimed.to_bytes(4, "little")
+            start = at + 4
+    path.write_bytes(bytes(data))
+    return path

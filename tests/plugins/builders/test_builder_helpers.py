@@ -11,13 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builder_models import MiB, understate_sizes, zip_bomb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from modelyard.bundles import (
+    ArchiveLimits,
     InputAdapter,
+    bounded_int,
     compare_outputs,
     datatype_of,
+    max_threads,
     numpy_dtype,
     parse_specs,
     pin,
@@ -261,3 +265,82 @@ def test_importing_the_builder_plugins_imports_no_framework():
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------- archive limits
+def test_a_zip_bomb_is_refused_by_its_declared_size_and_nothing_is_written(tmp_path):
+    bomb = zip_bomb(tmp_path / "bomb.zip")
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(BuildError, match=r"bomb.zip: the archive expands to more than 1048576 bytes, over the "
+                                         r"limit \(max_archive_bytes = 1048576\)") as info:
+        unzip(bomb, tmp_path / "out", limits=ArchiveLimits(max_bytes=MiB))
+    assert info.value.status == 422
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zip_whose_headers_understate_its_size_is_stopped_by_the_bytes_written(tmp_path):
+    liar = understate_sizes(zip_bomb(tmp_path / "liar.zip", 8 * MiB), claimed=100)
+    with zipfile.ZipFile(liar) as zf:
+        assert [i.file_size for i in zf.infolist()] == [100]  # what a header-only check would believe
+    with pytest.raises(BuildError, match=r"liar.zip: the archive expands to more than 1048576 bytes, over the "
+                                         r"limit \(max_archive_bytes = 1048576\)"):
+        unzip(liar, tmp_path / "out", limits=ArchiveLimits(max_bytes=MiB))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_understated_size_within_the_limit_still_extracts_every_byte(tmp_path):
+    liar = understate_sizes(zip_bomb(tmp_path / "liar.zip", 2 * MiB), claimed=100)
+    out = unzip(liar, tmp_path / "out", limits=ArchiveLimits(max_bytes=4 * MiB))
+    assert (out / "saved_model.pb").stat().st_size == 2 * MiB  # the CRC of the real bytes checked out
+
+
+def test_too_many_entries_are_refused_before_anything_is_written(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(50):
+            zf.writestr(f"f{i}", b"x")
+    with pytest.raises(BuildError, match=r"many.zip: the archive has 50 entries, over the limit "
+                                         r"\(max_archive_entries = 10\)"):
+        unzip(archive, tmp_path / "out", max_entries=10)
+    assert not (tmp_path / "out").exists()
+    assert len(os.listdir(unzip(archive, tmp_path / "ok", max_entries=50))) == 50
+
+
+def test_a_refused_archive_leaves_an_existing_target_as_it_was(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep").write_text("mine")
+    archive = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("small/a.txt", b"a" * 10)
+        zf.writestr("big.bin", b"\0" * (2 * MiB))
+    understate_sizes(archive, claimed=10)
+    with pytest.raises(BuildError, match="max_archive_bytes"):
+        unzip(archive, target, max_bytes=MiB)
+    assert os.listdir(target) == ["keep"] and (target / "keep").read_text() == "mine"
+
+
+def test_archive_limits_come_from_the_platform_config():
+    from modelyard.config import PlatformConfig
+
+    assert ArchiveLimits() == ArchiveLimits(max_bytes=4 << 30, max_entries=10_000)
+    limits = ArchiveLimits.from_config(PlatformConfig(max_archive_bytes=123, max_archive_entries=7))
+    assert limits == ArchiveLimits(max_bytes=123, max_entries=7)
+
+
+# --------------------------------------------------------------------------------------------- numeric bounds
+def test_max_threads_is_four_per_cpu_capped(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert max_threads() == 8
+    monkeypatch.setattr(os, "cpu_count", lambda: 512)
+    assert max_threads() == 256
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert max_threads() == 4
+
+
+@pytest.mark.parametrize("value", [-1, 11, True, False, "3", 3.0, None])
+def test_bounded_int_names_the_field_and_the_range(value):
+    with pytest.raises(InvalidInput, match=rf"^workers: expected an integer from 0 to 10, got {value!r}$") as info:
+        bounded_int(value, field="workers", low=0, high=10)
+    assert info.value.field == "workers"
+    assert bounded_int(0, field="workers", low=0, high=10) == 0 and bounded_int(10, field="w", low=0, high=10) == 10

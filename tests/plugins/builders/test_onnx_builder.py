@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
-from modelyard.errors import BuildError, InvalidInput
+from modelyard.bundles import max_threads
+from modelyard.errors import BuildError, ConfigError, InvalidInput
 from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
+from modelyard.platform import resolve_config
 from modelyard.types import Signature, TensorSpec
 from modelyard_plugins.onnx_builder import OnnxConfig
 from modelyard_plugins.onnx_builder.builder import OnnxBuilder
@@ -204,3 +206,42 @@ def test_unavailable_providers_fall_back_to_cpu_and_load_options_override(logreg
 def test_load_without_a_stored_signature_reads_it_from_the_model(builder, bundle):
     model = builder.load(Path(bundle.artifact), signature=None)
     assert model.signature == bundle.signature
+
+
+# --------------------------------------------------------------------------------------------- bounds
+@pytest.mark.parametrize("key", ["intra_op_threads", "inter_op_threads"])
+@pytest.mark.parametrize("value", [-1, max_threads() + 1, 1_000_000, True, "4", 2.0, None])
+def test_thread_counts_are_bounded_in_load_options(builder, bundle, key, value):
+    """A million onnxruntime threads would hang the deploy and take gigabytes: refused, naming the range."""
+    with pytest.raises(InvalidInput, match=rf"{key}: expected an integer from 0 to {max_threads()}, got") as info:
+        builder.load(bundle.artifact, signature=bundle.signature, options={key: value})
+    assert info.value.field == key and info.value.status == 422
+
+
+@pytest.mark.parametrize("key", ["intra_op_threads", "inter_op_threads"])
+def test_thread_counts_are_bounded_in_config(key):
+    for value in (-1, max_threads() + 1, 1_000_000, True):
+        with pytest.raises(ValueError, match=rf"{key}: expected an integer from 0 to {max_threads()}"):
+            OnnxConfig(**{key: value})
+    with pytest.raises(ConfigError, match=rf"\[builders\].*{key}: expected an integer from 0 to {max_threads()}, "
+                                          "got 1000000"):
+        resolve_config({"builders": {"onnx": {key: 1_000_000}}})
+
+
+def test_the_bounds_themselves_are_accepted(builder, bundle, rows):
+    top = max_threads()
+    assert OnnxConfig(intra_op_threads=top, inter_op_threads=0).intra_op_threads == top
+    model = builder.load(bundle.artifact, signature=bundle.signature,
+                         options={"intra_op_threads": top, "inter_op_threads": 0})
+    assert model.predict({"float_input": rows})["label"].shape == (16,)
+    model.close()
+
+
+def test_a_graph_declaring_a_huge_input_needs_a_sample(builder, tmp_path):
+    """A fixed 10^5 x 10^5 input would make validation allocate 40 GB: the generated input is bounded."""
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(_tiny_graph(input_shape=[100_000, 100_000], output_shape=[100_000, 100_000])
+                     .SerializeToString())
+    with pytest.raises(BuildError, match=r"input 'x' has shape \[100000, 100000\]: over 16777216 elements.*"
+                                         "pass a sample_input"):
+        builder.build(path, options=BuildOptions(), workdir=tmp_path / "w")

@@ -11,11 +11,12 @@ import numpy as np
 import onnxruntime
 import pytest
 from builder_models import PickleBomb, training_data
+from modelyard.bundles import max_threads
 from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import Builder, BuildOptions
 from modelyard.types import Signature, TensorSpec
 from modelyard_plugins.onnx_builder.builder import OnnxModel
-from modelyard_plugins.sklearn_builder import SklearnConfig
+from modelyard_plugins.sklearn_builder import MAX_FEATURES, MAX_OPSET, SklearnConfig
 from modelyard_plugins.sklearn_builder.builder import SklearnBuilder
 
 
@@ -149,3 +150,30 @@ def test_predict_is_thread_safe(model, logreg):
     for i, outs in enumerate(results):
         for j, out in zip(range(i, 40, 8), outs, strict=True):
             np.testing.assert_array_equal(out, logreg.predict(batches[j]))
+
+
+# --------------------------------------------------------------------------------------------- bounds
+@pytest.mark.parametrize("value", [0, -3, MAX_FEATURES + 1, 10**12, True, "20", 20.0])
+def test_n_features_is_bounded(builder, logreg, tmp_path, value):
+    with pytest.raises(InvalidInput, match=rf"n_features: expected an integer from 1 to {MAX_FEATURES}, got") as info:
+        builder.build(logreg, options=BuildOptions(options={"n_features": value}), workdir=tmp_path)
+    assert info.value.field == "n_features"
+
+
+def test_config_numbers_are_bounded():
+    top = max_threads()
+    for key in ("intra_op_threads", "inter_op_threads"):
+        for value in (-1, top + 1, 10**6, True):
+            with pytest.raises(ValueError, match=rf"{key}: expected an integer from 0 to {top}"):
+                SklearnConfig(**{key: value})
+        assert getattr(SklearnConfig(**{key: top}), key) == top
+    for opset in (0, MAX_OPSET + 1, True):
+        with pytest.raises(ValueError, match=rf"target_opset: expected an integer from 1 to {MAX_OPSET}"):
+            SklearnConfig(target_opset=opset)
+    assert SklearnConfig(target_opset=17).target_opset == 17
+
+
+@pytest.mark.parametrize("key", ["intra_op_threads", "inter_op_threads"])
+def test_load_options_are_bounded(builder, bundle, key):
+    with pytest.raises(InvalidInput, match=rf"{key}: expected an integer from 0 to {max_threads()}, got 1000000"):
+        builder.load(bundle.artifact, signature=bundle.signature, options={key: 1_000_000})

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from builder_models import MiB, understate_sizes, zip_bomb
+from modelyard.bundles import ArchiveLimits, zip_dir
 from modelyard.errors import BuildError, InvalidInput
 from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
 from modelyard.types import Signature, TensorSpec
@@ -176,3 +178,42 @@ def test_in_memory_keras_model(builder, tf, tmp_path):
     out = builder.load(bundle.artifact, signature=bundle.signature).predict({"feat": x})
     (name,) = out
     np.testing.assert_allclose(out[name], km(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- archive limits
+@pytest.mark.parametrize("lying", [False, True], ids=["bomb", "understated-headers"])
+def test_a_zip_bomb_upload_is_refused_and_leaves_nothing(tmp_path, lying):
+    bomb = zip_bomb(tmp_path / "model.zip", 8 * MiB)
+    if lying:
+        understate_sizes(bomb, claimed=1000)
+    builder = TensorflowBuilder(archive_limits=ArchiveLimits(max_bytes=MiB))
+    with pytest.raises(BuildError, match=r"model.zip: the archive expands to more than 1048576 bytes, over the "
+                                         r"limit \(max_archive_bytes = 1048576\)") as info:
+        builder.build(bomb, options=BuildOptions(), workdir=tmp_path / "w")
+    assert info.value.status == 422
+    assert list((tmp_path / "w").iterdir()) == []
+
+
+def test_an_upload_with_too_many_entries_is_refused(savedmodel, tmp_path):
+    archive = zip_dir(savedmodel, tmp_path / "model.zip")
+    entries = len(zipfile.ZipFile(archive).infolist())
+    with pytest.raises(BuildError, match=rf"has {entries} entries, over the limit \(max_archive_entries = 2\)"):
+        TensorflowBuilder(archive_limits=ArchiveLimits(max_entries=2)).build(
+            archive, options=BuildOptions(), workdir=tmp_path / "w")
+    assert list((tmp_path / "w").iterdir()) == []
+
+
+def test_the_platform_limits_archives_from_its_config(tmp_path):
+    """``[platform] max_archive_bytes`` reaches the builder; the refused registration records nothing and
+    leaves nothing in the platform's temporary folder."""
+    from modelyard.platform import Platform
+
+    bomb = zip_bomb(tmp_path / "bomb.zip", 4 * MiB)
+    with Platform.from_config({"platform": {"data_dir": str(tmp_path / "data"), "max_archive_bytes": MiB,
+                                            "max_archive_entries": 100}}) as platform:
+        assert platform.builder("tensorflow").archive_limits == ArchiveLimits(max_bytes=MiB, max_entries=100)
+        with pytest.raises(BuildError, match=r"max_archive_bytes = 1048576") as info:
+            platform.registry.register("bomb", bomb, flavor="tensorflow")
+        assert info.value.status == 422
+        assert platform.registry.list_models().total == 0
+        assert list(platform.tmp_dir.iterdir()) == []

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+from modelyard.bundles import ArchiveLimits, max_threads
 from modelyard.errors import BuildError, InvalidInput, Unavailable
 from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
 from modelyard.types import Signature, TensorSpec
 from modelyard_plugins.torch_builder import TorchConfig
-from modelyard_plugins.torch_builder.builder import EXPORT, TORCHSCRIPT, TorchBuilder
+from modelyard_plugins.torch_builder.builder import EXPORT, TORCHSCRIPT, TorchBuilder, sniff_format
 
 INPUT_SPEC = [{"name": "x", "datatype": "FP32", "shape": [-1, 4]},
               {"name": "scale", "datatype": "FP32", "shape": [-1, 1]}]
@@ -22,7 +27,7 @@ SIGNATURE = Signature([TensorSpec("x", "FP32", (-1, 4)), TensorSpec("scale", "FP
 
 @pytest.fixture(scope="module")
 def builder() -> TorchBuilder:
-    return TorchBuilder(TorchConfig())
+    return TorchBuilder(TorchConfig(module_factories=["builder_models:*"]))
 
 
 def _reference(mlp, inputs):
@@ -203,3 +208,173 @@ def test_cuda_without_a_gpu_is_a_clear_error(export_bundle, mlp_files, tmp_path)
 def test_config_rejects_unknown_devices():
     with pytest.raises(ValueError, match="device must be"):
         TorchConfig(device="tpu")
+
+
+# --------------------------------------------------------------------------------------------- module factories
+#: A module factory as a user would ship it: its own module, building the MLP whose weights the tests saved.
+FACTORY_SOURCE = textwrap.dedent("""
+    import torch
+
+    class TinyMLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(4, 8)
+            self.out = torch.nn.Linear(8, 3)
+
+        def forward(self, x, scale):
+            return self.out(torch.relu(self.hidden(x))) * scale, x.sum(dim=1)
+
+    def build():
+        return TinyMLP()
+""")
+
+
+@pytest.fixture
+def write_package(tmp_path, monkeypatch):
+    """``write_package(root, name, init="")``: a package ``name`` with ``model.build`` under ``root``; forgotten
+    from sys.modules after the test."""
+    written = []
+
+    def write(root, name, init=""):
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text(init)
+        (root / name / "model.py").write_text(FACTORY_SOURCE)
+        written.append(name)
+        return root
+
+    yield write
+    for name in written:
+        for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[mod]
+    importlib.invalidate_caches()
+
+
+def _factory_options(ref):
+    return BuildOptions(options={"module_factory": ref, "input_spec": INPUT_SPEC})
+
+
+@pytest.mark.parametrize("ref", ["evilpkg.model:build", "os:getcwd", "builder_models:make_mlp"])
+def test_a_factory_config_does_not_allow_is_refused_before_anything_is_imported(mlp_files, tmp_path,
+                                                                                 write_package, ref):
+    marker = tmp_path / "imported"
+    write_package(tmp_path / "models", "evilpkg", init=f"open({str(marker)!r}, 'w').close()\n")
+    builder = TorchBuilder(TorchConfig(module_factories=["ranker.model:*"], module_paths=["models"]),
+                           base_dir=tmp_path)
+    with pytest.raises(InvalidInput, match="is not allowed") as info:
+        builder.build(mlp_files["safetensors"], options=_factory_options(ref), workdir=tmp_path / "w")
+    assert info.value.field == "options.module_factory" and info.value.status == 422
+    module = ref.partition(":")[0]
+    assert f'[builders.torch] module_factories (e.g. module_factories = ["{module}:*"])' in str(info.value)
+    assert "modelyard.module_factories" in str(info.value)  # the other way to allow one: an entry point
+    assert not marker.exists() and "evilpkg" not in sys.modules
+    assert not (tmp_path / "w").exists()  # refused before anything else was looked at
+
+
+def test_module_paths_resolve_an_allowed_factory_against_the_config_folder(mlp_files, mlp, mlp_inputs, tmp_path,
+                                                                           write_package, monkeypatch):
+    write_package(tmp_path / "models", "ranker_mp")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the server's working directory has nothing to do with it
+    path_before = list(sys.path)
+    builder = TorchBuilder(TorchConfig(module_factories=["ranker_mp.model:*"], module_paths=["models"]),
+                           base_dir=tmp_path)
+    bundle = builder.build(mlp_files["safetensors"], options=_factory_options("ranker_mp.model:build"),
+                           workdir=tmp_path / "w")
+    assert bundle.metadata["source"] == "safetensors"
+    _check_predictions(builder, bundle, mlp, mlp_inputs)
+    assert sys.path == path_before  # the folder was on the path for the import only
+
+
+def test_without_module_paths_an_allowed_factory_outside_the_path_cannot_be_imported(mlp_files, tmp_path,
+                                                                                      write_package):
+    write_package(tmp_path / "models", "ranker_np")
+    builder = TorchBuilder(TorchConfig(module_factories=["ranker_np.model:*"]), base_dir=tmp_path)
+    with pytest.raises(BuildError, match=r"'ranker_np\.model:build' cannot be imported"):
+        builder.build(mlp_files["safetensors"], options=_factory_options("ranker_np.model:build"),
+                      workdir=tmp_path / "w")
+
+
+def test_an_installed_entry_point_names_a_factory(mlp_files, mlp, mlp_inputs, tmp_path, write_package,
+                                                  monkeypatch):
+    site = write_package(tmp_path / "site", "ranker_ep")
+    dist = site / "ranker_ep_dist-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ranker-ep-dist\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[modelyard.module_factories]\nranker = ranker_ep.model:build\n")
+    monkeypatch.syspath_prepend(str(site))
+    builder = TorchBuilder(TorchConfig())  # no module_factories patterns at all
+    bundle = builder.build(mlp_files["safetensors"], options=_factory_options("ranker"), workdir=tmp_path / "w")
+    _check_predictions(builder, bundle, mlp, mlp_inputs)
+    with pytest.raises(InvalidInput, match=r"'nope' is not an installed entry point.*installed: ranker\b") as info:
+        builder.build(mlp_files["safetensors"], options=_factory_options("nope"), workdir=tmp_path / "w2")
+    assert info.value.field == "options.module_factory"
+
+
+@pytest.mark.parametrize(("ref", "error", "pattern"), [
+    ("builder_models:np.zeros", BuildError, "names a module"),  # allowed by the glob, but walks into numpy
+    ("builder_models:_private", InvalidInput, "private attribute"),
+    ("builder_models:make_mlp.__globals__", InvalidInput, "private attribute"),
+    ("not a reference", InvalidInput, "neither 'pkg.module:callable' nor an entry point"),
+    ("pkg..mod:f", InvalidInput, "dotted names"),
+    (42, InvalidInput, "got 42"),
+])
+def test_a_factory_reference_stays_inside_the_module_it_names(builder, mlp_files, tmp_path, ref, error, pattern):
+    with pytest.raises(error, match=pattern):
+        builder.build(mlp_files["safetensors"], options=_factory_options(ref), workdir=tmp_path)
+
+
+def test_os_abort_as_a_module_factory_is_refused_not_run(mlp_files, tmp_path):
+    """Built in this process, without a build process around it: were the check missing, os.abort would kill
+    the interpreter (exit -6) instead of printing the refusal."""
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from modelyard.errors import InvalidInput
+        from modelyard.hookspecs.builder import BuildOptions
+        from modelyard_plugins.torch_builder import TorchConfig
+        from modelyard_plugins.torch_builder.builder import TorchBuilder
+
+        options = BuildOptions(options={{"module_factory": "os:abort", "input_spec": {INPUT_SPEC!r}}})
+        try:
+            TorchBuilder(TorchConfig()).build(Path({str(mlp_files["safetensors"])!r}), options=options,
+                                              workdir=Path({str(tmp_path / "w")!r}))
+        except InvalidInput as exc:
+            print("refused:", exc.field)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused: options.module_factory"
+
+
+# --------------------------------------------------------------------------------------------- bounds
+@pytest.mark.parametrize("threads", [0, -1, max_threads() + 1, 10**6, True, "2", 2.0])
+def test_thread_counts_are_bounded_in_config_and_load_options(export_bundle, threads):
+    if isinstance(threads, int) and not isinstance(threads, bool):
+        with pytest.raises(ValueError, match=rf"threads: expected an integer from 1 to {max_threads()}"):
+            TorchConfig(threads=threads)
+    with pytest.raises(InvalidInput, match=rf"threads: expected an integer from 1 to {max_threads()}") as info:
+        TorchBuilder(TorchConfig()).load(export_bundle.artifact, signature=export_bundle.signature,
+                                         options={"threads": threads})
+    assert info.value.field == "threads"
+
+
+def test_the_largest_thread_count_is_accepted(export_bundle):
+    assert TorchConfig(threads=max_threads()).threads == max_threads()
+
+
+@pytest.mark.parametrize("device", ["cuda:1234", "tpu", 0, None])
+def test_load_options_refuse_unknown_devices(export_bundle, device):
+    with pytest.raises(InvalidInput, match="device: expected 'cpu', 'cuda' or 'cuda:N'") as info:
+        TorchBuilder(TorchConfig()).load(export_bundle.artifact, signature=export_bundle.signature,
+                                         options={"device": device})
+    assert info.value.field == "device"
+
+
+def test_torch_archives_are_held_to_the_archive_limits(mlp_files, tmp_path):
+    path = mlp_files["export"]
+    assert sniff_format(path) == EXPORT
+    with pytest.raises(BuildError, match=r"over the limit \(max_archive_entries = 3\)"):
+        sniff_format(path, limits=ArchiveLimits(max_entries=3))
+    with pytest.raises(BuildError, match=r"over the limit \(max_archive_bytes = 100\)"):
+        TorchBuilder(TorchConfig(), archive_limits=ArchiveLimits(max_bytes=100)).build(
+            path, options=BuildOptions(), workdir=tmp_path)

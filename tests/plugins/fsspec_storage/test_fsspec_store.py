@@ -1,10 +1,16 @@
-"""What the ``fsspec`` store promises beyond the conformance kit: layout, config, URLs, assembly."""
+"""What the ``fsspec`` store promises beyond the conformance kit: layout, config, URLs, assembly, repairing a
+damaged blob on the next put, and removing the temporary uploads of puts that crashed."""
 
 from __future__ import annotations
 
+import datetime
 import io
+import os
+import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -13,7 +19,7 @@ from modelyard import Platform
 from modelyard.errors import ConfigError, IntegrityError, InvalidInput, PluginError
 from modelyard.plugins import collect_providers, get_plugin_manager
 from modelyard.testing.storage import random_bytes, sha256
-from modelyard_plugins.fsspec_storage.store import FsspecConfig, FsspecStore
+from modelyard_plugins.fsspec_storage.store import STALE_UPLOAD_S, FsspecConfig, FsspecStore
 
 
 @pytest.fixture
@@ -183,3 +189,130 @@ def test_get_creates_the_destination_folder(local: FsspecStore, tmp_path: Path) 
     ref = local.put(io.BytesIO(b"weights"))
     dest = tmp_path / "cache" / "deep" / "model.onnx"
     assert local.get(ref.digest, dest) == dest and dest.read_bytes() == b"weights"
+
+
+# --------------------------------------------------------------------------------------------- self-repair
+@pytest.fixture(params=["file", "memory"])
+def either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FsspecStore]:
+    """A store on file:// and on memory://, small chunks."""
+    if request.param == "file":
+        yield FsspecStore.from_url(f"file://{tmp_path / 'blobs'}", chunk_size=1024)
+        return
+    store = FsspecStore.from_url(f"memory://modelyard-test-{uuid.uuid4().hex}", chunk_size=1024)
+    yield store
+    store.fs.rm(store.root, recursive=True)
+
+
+def _flip_in_place(store: FsspecStore, digest: str) -> None:
+    path = store.blob_path(digest)
+    data = bytearray(store.fs.cat_file(path))
+    for i in (0, len(data) // 2, len(data) - 1):
+        data[i] ^= 0xFF
+    store.fs.pipe_file(path, bytes(data))
+
+
+def test_reputting_the_intact_bytes_repairs_a_same_size_damaged_blob(either: FsspecStore, tmp_path: Path) -> None:
+    payload = random_bytes(5000, seed=11)
+    ref = either.put(io.BytesIO(payload))
+    _flip_in_place(either, ref.digest)
+    assert either.size(ref.digest) == len(payload)  # the damage a size check cannot see
+    with pytest.raises(IntegrityError):
+        either.get(ref.digest, tmp_path / "broken.bin")
+
+    assert either.put(io.BytesIO(payload)) == ref
+    assert either.get(ref.digest, tmp_path / "model.bin").read_bytes() == payload  # get verifies
+    assert list(either.list()) == [ref.digest]
+    assert either.fs.find(f"{either.root}/tmp") == []
+
+
+def test_an_intact_duplicate_is_not_rewritten(local: FsspecStore) -> None:
+    payload = random_bytes(3000, seed=12)
+    ref = local.put(io.BytesIO(payload))
+    before = Path(local.blob_path(ref.digest)).stat()
+    assert local.put(io.BytesIO(payload)) == ref
+    after = Path(local.blob_path(ref.digest)).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+# --------------------------------------------------------------------------------------------- crashed puts
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_opening_the_store_removes_stale_temporary_uploads_only(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'blobs'}"
+    FsspecStore.from_url(url)
+    tmp = tmp_path / "blobs" / "tmp"
+    stale, fresh = tmp / "stale-upload", tmp / "fresh-upload"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"being written right now")
+    _age(stale, STALE_UPLOAD_S + 60)
+    _age(fresh, STALE_UPLOAD_S - 60)
+
+    FsspecStore.from_url(url)
+    assert sorted(p.name for p in tmp.iterdir()) == ["fresh-upload"]
+    stale.write_bytes(b"partial")
+    _age(stale, STALE_UPLOAD_S + 60)
+    FsspecStore.from_url(url, stale_upload_s=None)  # the sweep can be left out
+    assert stale.exists()
+
+
+def test_memory_store_sweeps_by_age_too() -> None:
+    url = f"memory://modelyard-test-{uuid.uuid4().hex}"
+    store = FsspecStore.from_url(url)
+    store.fs.pipe_file(f"{store.root}/tmp/old", b"partial")
+    store.fs.pipe_file(f"{store.root}/tmp/new", b"partial")
+    store.fs.store[f"{store.root}/tmp/old"].modified = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+        seconds=STALE_UPLOAD_S + 60)
+    try:
+        FsspecStore.from_url(url)
+        assert store.fs.find(f"{store.root}/tmp") == [f"{store.root}/tmp/new"]
+    finally:
+        store.fs.rm(store.root, recursive=True)
+
+
+_CRASHING_PUT = """
+import sys, time
+from modelyard_plugins.fsspec_storage.store import FsspecStore
+
+class Stalls:
+    reads = 0
+    def read(self, n=-1):
+        self.reads += 1
+        if self.reads > 8:  # past the file's write buffer: bytes are on disk
+            print("written", flush=True)
+            time.sleep(600)
+        return b"x" * n
+
+FsspecStore.from_url(sys.argv[1], chunk_size=4096).put(Stalls())
+"""
+
+
+def test_a_put_killed_half_way_leaves_an_upload_the_next_start_removes(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'blobs'}"
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_PUT, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "written\n"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    (partial,) = (tmp_path / "blobs" / "tmp").iterdir()
+    assert partial.stat().st_size > 0
+
+    FsspecStore.from_url(url)  # a restart right away: the upload might still be live, so it stays
+    assert partial.exists()
+    _age(partial, STALE_UPLOAD_S + 1)
+    store = FsspecStore.from_url(url)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == [] and list(store.list()) == []
+
+
+def test_stale_upload_s_is_configurable_and_positive(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="stale_upload_s must be a positive number of seconds"):
+        Platform.from_config(_config(tmp_path, stale_upload_s=0))
+    tmp = tmp_path / "data" / "artifacts" / "tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "upload").write_bytes(b"partial")
+    _age(tmp / "upload", 120)
+    with Platform.from_config(_config(tmp_path, stale_upload_s=60)):
+        assert list(tmp.iterdir()) == []

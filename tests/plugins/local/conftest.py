@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_models import SourceFactory, build_onnx
+from modelyard.bridge import SyncBridge
 
 
 @pytest.fixture(scope="session")
@@ -17,5 +20,20 @@ def onnx_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 
 @pytest.fixture
 def sources(onnx_paths: dict[int, Path]) -> SourceFactory:
-    """``sources(version, **options)`` → a BundleSource; ``sources.loaded`` lists the models it loaded."""
+    """``sources(version, **options)`` → a BundleSource; the factory is also the runtime's loader, and
+    ``sources.loaded`` lists the models it loaded."""
     return SourceFactory(onnx_paths)
+
+
+@pytest.fixture
+def sync() -> Iterator[Callable[[Any, str, Mapping[str, Any]], dict]]:
+    """``sync(runtime, name, inputs)`` → outputs: a blocking call through a :class:`SyncBridge`, the way the
+    Platform's sync facade calls the async runtime."""
+    bridge = SyncBridge()
+
+    def call(runtime: Any, name: str, inputs: Mapping[str, Any]) -> dict:
+        return dict(bridge.run(runtime.predict, name, inputs).outputs)
+
+    call.bridge = bridge  # type: ignore[attr-defined]
+    yield call
+    bridge.close()

@@ -101,35 +101,47 @@ class OrtModel:
 
 @attrs.define
 class SourceFactory:
-    """Builds :class:`BundleSource` records for the session's ONNX files and remembers every model it loaded."""
+    """Builds plain :class:`BundleSource` records for the session's ONNX files, and is the runtime's loader for
+    them (:class:`~modelyard.hookspecs.runtime.Loader`).
+
+    Each record gets a digest of its own, under which the factory remembers how that source should behave when it
+    is fetched and loaded (errors, delays, a gated or failing model); ``loaded`` lists every model it loaded and
+    ``loads`` the (version, options) of each load.
+    """
 
     paths: dict[int, Path]
     loaded: list[OrtModel] = attrs.Factory(list)
     loads: list[tuple[int, Mapping[str, Any]]] = attrs.Factory(list)
+    behaviours: dict[str, dict[str, Any]] = attrs.Factory(dict)
 
     def __call__(self, version: int = 1, *, model: str = "linear", size: int | None = None,
                  load_error: Exception | None = None, fetch_error: Exception | None = None,
                  load_delay: float = 0.0, **model_kwargs: Any) -> BundleSource:
         path = self.paths[version]
-
-        def fetch(dest: Path | None = None) -> Path:
-            if fetch_error is not None:
-                raise fetch_error
-            return path
-
-        def load(p: Path, options: Mapping[str, Any] | None = None) -> OrtModel:
-            self.loads.append((version, dict(options or {})))
-            if load_delay:
-                time.sleep(load_delay)
-            if load_error is not None:
-                raise load_error
-            m = OrtModel(p, **model_kwargs)
-            self.loaded.append(m)
-            return m
-
-        return BundleSource(model=model, version=version, flavor="onnx", digest=f"{version:064x}",
+        digest = f"{version:08x}{len(self.behaviours) + 1:056x}"
+        self.behaviours[digest] = {"version": version, "load_error": load_error, "fetch_error": fetch_error,
+                                   "load_delay": load_delay, "model_kwargs": model_kwargs}
+        return BundleSource(model=model, version=version, flavor="onnx", digest=digest,
                             size=path.stat().st_size if size is None else size, signature=SIGNATURE,
-                            fetch=fetch, load=load)
+                            locator=f"sha256:{digest}")
+
+    def fetch(self, source: BundleSource) -> Path:
+        behaviour = self.behaviours[source.digest]
+        if behaviour["fetch_error"] is not None:
+            raise behaviour["fetch_error"]
+        return self.paths[behaviour["version"]]
+
+    def load(self, source: BundleSource, options: Mapping[str, Any] | None = None, *,
+             path: Path | None = None) -> OrtModel:
+        behaviour = self.behaviours[source.digest]
+        self.loads.append((behaviour["version"], dict(options or {})))
+        if behaviour["load_delay"]:
+            time.sleep(behaviour["load_delay"])
+        if behaviour["load_error"] is not None:
+            raise behaviour["load_error"]
+        m = OrtModel(path if path is not None else self.fetch(source), **behaviour["model_kwargs"])
+        self.loaded.append(m)
+        return m
 
 
 def deployment(name: str = "linear", version: int = 1, *, model: str = "linear", **kwargs: Any) -> Deployment:

@@ -1,4 +1,5 @@
-"""Tests for the local runtime's request scheduling: dynamic batching, bounded queues, concurrency limits."""
+"""Tests for the local runtime's request scheduling: dynamic batching, bounded queues, concurrency limits, and
+callers on several event loops at once."""
 
 from __future__ import annotations
 
@@ -60,7 +61,10 @@ def rows_of(start: int, rows: int, width: int = 3, dtype=np.float64) -> dict[str
     return {"x": np.arange(start, start + rows * width, dtype=dtype).reshape(rows, width)}
 
 
-def check(inputs, outputs) -> None:
+def check(inputs, answer) -> None:
+    """``answer`` is what ``submit`` returns: (outputs, seconds of the model call)."""
+    outputs, model_s = answer
+    assert model_s >= 0
     x = inputs["x"]
     np.testing.assert_array_equal(outputs["y"], x * 2 + 1)
     np.testing.assert_array_equal(outputs["s"], x.reshape(len(x), -1).sum(axis=1))
@@ -249,11 +253,11 @@ def test_batching_throughput_beats_direct() -> None:
 
     def measure(dispatcher) -> float:
         async def main():
-            await dispatcher.submit(rows_of(0, 1))  # warm up the loop binding and threads
+            await dispatcher.submit(rows_of(0, 1))  # warm up the threads
             start = time.perf_counter()
             for _ in range(rounds):
                 outs = await asyncio.gather(*(dispatcher.submit(rows_of(i * 3, 1)) for i in range(callers)))
-                for i, out in enumerate(outs):
+                for i, (out, _) in enumerate(outs):
                     np.testing.assert_array_equal(out["y"], rows_of(i * 3, 1)["x"] * 2 + 1)
             return callers * rounds / (time.perf_counter() - start)
 
@@ -459,7 +463,7 @@ def test_heterogeneous_requests_are_batched_separately() -> None:
     async def main():
         return await asyncio.gather(*(dispatcher.submit(x) for x in inputs))
 
-    for x, out in zip(inputs, asyncio.run(main()), strict=True):
+    for x, (out, _) in zip(inputs, asyncio.run(main()), strict=True):
         np.testing.assert_array_equal(out["y"], x["x"] * 2 + 1)
         assert out["y"].dtype == x["x"].dtype
         assert (out["n"] == len(x)).all()
@@ -657,16 +661,38 @@ def test_direct_close_without_drain_fails_waiters() -> None:
     assert all(isinstance(r, DispatcherClosed) for r in results[1:])
 
 
-# --------------------------------------------------------------------------------------------- sync use
-def test_submit_sync_from_plain_threads_merges_requests() -> None:
+# --------------------------------------------------------------------------------------------- several loops
+def _in_thread_loop(coro_fn, *args):
+    """Run ``coro_fn(*args)`` under ``asyncio.run`` in a new thread (a second, concurrently running loop)."""
+    return asyncio.to_thread(asyncio.run, coro_fn(*args))
+
+
+def test_callers_on_other_loops_share_the_batches() -> None:
+    model = Model()
+    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50, wait_when_idle=True)
+
+    async def main():
+        return await asyncio.gather(
+            dispatcher.submit(rows_of(0, 1)),
+            _in_thread_loop(dispatcher.submit, rows_of(3, 1)),
+            dispatcher.submit(rows_of(6, 1)),
+        )
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.calls == [3]
+
+
+def test_plain_threads_each_with_a_loop_merge_requests() -> None:
+    # What the Platform's sync facade does: every blocking caller drives an event loop of its own.
     model = Model()
     dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=30)
-    results: dict[int, dict[str, np.ndarray]] = {}
+    results: dict[int, tuple] = {}
     barrier = threading.Barrier(8)
 
     def worker(i: int) -> None:
         barrier.wait()
-        results[i] = dispatcher.submit_sync(rows_of(i * 3, 1), timeout=5)
+        results[i] = asyncio.run(dispatcher.submit(rows_of(i * 3, 1)))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
     for t in threads:
@@ -676,94 +702,81 @@ def test_submit_sync_from_plain_threads_merges_requests() -> None:
     for i in range(8):
         check(rows_of(i * 3, 1), results[i])
     assert len(model.calls) < 8
-    thread = dispatcher._private_thread
-    assert thread is not None and thread.is_alive()
     dispatcher.close_sync(timeout=5)
-    assert not thread.is_alive()
     with pytest.raises(DispatcherClosed):
-        dispatcher.submit_sync(rows_of(0, 1))
+        asyncio.run(dispatcher.submit(rows_of(0, 1)))
 
 
-def test_submit_sync_timeout_withdraws_the_request() -> None:
+def test_a_slot_is_handed_to_a_waiter_on_another_loop() -> None:
+    gate = threading.Event()
+    model = Model(gate=gate)
+    dispatcher = DirectDispatcher(model, EXECUTOR, max_concurrency=1, max_queue=4)
+
+    async def main():
+        first = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await wait_until(lambda: model.active == 1)
+        other = asyncio.ensure_future(_in_thread_loop(dispatcher.submit, rows_of(3, 1)))
+        await wait_until(lambda: dispatcher.queue_depth == 1)
+        gate.set()
+        return await asyncio.gather(first, other)
+
+    for i, out in enumerate(asyncio.run(main())):
+        check(rows_of(i * 3, 1), out)
+    assert model.peak == 1 and dispatcher.in_flight == 0 and dispatcher.queue_depth == 0
+
+
+def test_timeouts_withdraw_the_request_on_any_loop() -> None:
     gate = threading.Event()
     model = Model(gate=gate)
     dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=1, max_wait_ms=0, max_concurrency=1)
-    blocked = threading.Thread(target=lambda: dispatcher.submit_sync(rows_of(0, 1), timeout=10))
-    blocked.start()
-    deadline = time.monotonic() + 5
-    while model.active == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    with pytest.raises(TimeoutError, match="no prediction"):
-        dispatcher.submit_sync(rows_of(3, 1), timeout=0.05)
-    # The cancellation reaches the dispatcher's loop asynchronously; let it land before the slot frees up.
-    deadline = time.monotonic() + 5
-    while dispatcher.queue_depth:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    gate.set()
-    blocked.join(5)
-    check(rows_of(6, 1), dispatcher.submit_sync(rows_of(6, 1), timeout=5))
+
+    async def timed_out():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(dispatcher.submit(rows_of(3, 1)), 0.05)
+
+    async def main():
+        blocked = asyncio.ensure_future(dispatcher.submit(rows_of(0, 1)))
+        await wait_until(lambda: model.active == 1)
+        await _in_thread_loop(timed_out)
+        assert dispatcher.queue_depth == 0  # withdrawn, on the other loop
+        gate.set()
+        await blocked
+        return await dispatcher.submit(rows_of(6, 1))
+
+    check(rows_of(6, 1), asyncio.run(main()))
     assert model.calls == [1, 1]  # the timed-out request never ran
-    dispatcher.close_sync()
-
-
-def test_submit_sync_refuses_a_running_event_loop() -> None:
-    dispatcher = DirectDispatcher(Model(), EXECUTOR)
-
-    async def main():
-        with pytest.raises(RuntimeError, match="event loop"):
-            dispatcher.submit_sync(rows_of(0, 1))
-
-    asyncio.run(main())
-
-
-def test_direct_submit_sync() -> None:
-    dispatcher = DirectDispatcher(Model(), EXECUTOR)
-    check(rows_of(0, 2), dispatcher.submit_sync(rows_of(0, 2)))
-    dispatcher.close_sync()
-    assert dispatcher._private_thread is None
-
-
-def test_sync_callers_join_the_running_loop_of_async_callers() -> None:
-    # The server loop is bound; a library call from another thread is bridged into the same queue.
-    model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50, wait_when_idle=True)
-
-    async def main():
-        return await asyncio.gather(
-            dispatcher.submit(rows_of(0, 1)),
-            asyncio.to_thread(dispatcher.submit_sync, rows_of(3, 1), 5),
-            dispatcher.submit(rows_of(6, 1)),
-        )
-
-    for i, out in enumerate(asyncio.run(main())):
-        check(rows_of(i * 3, 1), out)
-    assert model.calls == [3]
-    assert dispatcher._private_thread is None
-
-
-def test_other_event_loops_are_bridged_to_the_bound_one() -> None:
-    model = Model()
-    dispatcher = BatchingDispatcher(model, EXECUTOR, max_batch_size=16, max_wait_ms=50, wait_when_idle=True)
-
-    async def main():
-        # asyncio.run in a thread: a second, concurrently running loop.
-        other = asyncio.to_thread(asyncio.run, dispatcher.submit(rows_of(3, 1)))
-        return await asyncio.gather(dispatcher.submit(rows_of(0, 1)), other)
-
-    for i, out in enumerate(asyncio.run(main())):
-        check(rows_of(i * 3, 1), out)
-    assert model.calls == [2]
 
 
 def test_dispatcher_survives_successive_event_loops() -> None:
     dispatcher = BatchingDispatcher(Model(), EXECUTOR, max_wait_ms=1)
     for i in range(3):
         check(rows_of(i, 1), asyncio.run(dispatcher.submit(rows_of(i, 1))))
-    check(rows_of(7, 1), dispatcher.submit_sync(rows_of(7, 1)))
-    check(rows_of(8, 1), asyncio.run(dispatcher.submit(rows_of(8, 1))))  # bridged to the private loop
+    direct = DirectDispatcher(Model(), EXECUTOR, inline_below_s=1.0)
+    for i in range(3):
+        check(rows_of(i, 2), asyncio.run(direct.submit(rows_of(i, 2))))
     dispatcher.close_sync()
+    direct.close_sync()
+
+
+def test_a_caller_loop_that_ends_mid_call_costs_no_slot() -> None:
+    # The slot is released by the worker thread, so a loop that is gone before its answer arrives does not
+    # leave the dispatcher one slot short.
+    gate = threading.Event()
+    dispatcher = DirectDispatcher(Model(gate=gate), EXECUTOR, max_concurrency=1)
+
+    abandoned = []
+
+    async def abandon():
+        abandoned.append(asyncio.ensure_future(dispatcher.submit(rows_of(0, 1))))  # left running as the loop ends
+        await wait_until(lambda: dispatcher.in_flight == 1)
+
+    asyncio.run(abandon())
+    gate.set()
+    deadline = time.monotonic() + 5
+    while dispatcher.in_flight:
+        assert time.monotonic() < deadline, "the slot was never released"
+        time.sleep(0.001)
+    check(rows_of(3, 1), asyncio.run(dispatcher.submit(rows_of(3, 1))))
 
 
 @pytest.mark.parametrize(
@@ -805,7 +818,7 @@ def _threads_seen(delay_s: float, *, inline_below_s: float, calls: int = 6, rese
             for i in range(calls):
                 if reset_after is not None and i == reset_after:
                     d.reset_timing()
-                out = await d.submit({"x": np.full((1, 2), float(i))})
+                out, _ = await d.submit({"x": np.full((1, 2), float(i))})
                 np.testing.assert_array_equal(out["y"], np.full((1, 2), 2.0 * i))
             await d.close()
         return threading.get_ident()
@@ -838,7 +851,7 @@ def test_an_idle_model_takes_a_lone_request_at_once_unless_told_to_wait():
     async def one(wait_when_idle: bool) -> float:
         d = BatchingDispatcher(model, EXECUTOR, max_batch_size=8, max_wait_ms=400, wait_when_idle=wait_when_idle)
         start = time.perf_counter()
-        out = await d.submit({"x": np.zeros((1, 2))})
+        out, _ = await d.submit({"x": np.zeros((1, 2))})
         elapsed = time.perf_counter() - start
         np.testing.assert_array_equal(out["y"], np.ones((1, 2)))
         await d.close()
@@ -871,4 +884,4 @@ def test_requests_arriving_while_a_call_runs_are_merged_into_the_next_batch():
 
     outs = asyncio.run(main())
     assert calls == [1, 10]
-    assert [float(o["y"][0, 0]) for o in outs[1:]] == [2.0 * i for i in range(10)]
+    assert [float(o["y"][0, 0]) for o, _ in outs[1:]] == [2.0 * i for i in range(10)]

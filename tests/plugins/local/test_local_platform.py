@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from local_models import expected, rows
 from modelyard import errors, hookimpl
+from modelyard.jobs import JobKind
 from modelyard.platform import Platform
 from modelyard_plugins.basics import AnonymousAuth, LogMonitor, NoBilling
 from modelyard_plugins.local import LocalRuntime, LocalScheduler
@@ -63,8 +64,12 @@ def test_scheduler_jobs_fire_the_platform_hook(platform) -> None:
         def modelyard_after_job_finished(self, job):
             finished.append(job)
 
+        @hookimpl
+        def modelyard_job_kinds(self):
+            yield JobKind(name="noop", run=lambda params, ctx: {"n": params["n"]})
+
     platform.plugin_manager.register(Listener())
-    job = platform.scheduler.submit("noop", lambda n: {"n": n}, params={"n": 3})
+    job = platform.scheduler.submit("noop", {"n": 3})
     assert platform.scheduler.wait(job.id, 5).result == {"n": 3}
     assert [j.id for j in finished] == [job.id]
 

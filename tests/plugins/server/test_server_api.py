@@ -86,7 +86,11 @@ def test_deployments_lifecycle(client: TestClient, platform, model_path) -> None
                                                        "batching": {"max_batch_size": 8, "max_wait_ms": 1}})
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/api/v1/deployments/served-api"
-    assert created.json() == deployment_json(platform.get_deployment("served-api"))
+    body = created.json()
+    # the record as stored, plus where it is served: the process that took the call, converged
+    assert {k: v for k, v in body.items() if k not in ("served_by", "processes")} == deployment_json(
+        platform.get_deployment("served-api"))
+    assert [(p["process"], p["converged"]) for p in body["processes"]] == [(body["served_by"], True)]
     assert created.json()["batching"] == {"max_batch_size": 8, "max_wait_ms": 1.0, "wait_when_idle": False}
     assert "served-api" in [d["name"] for d in client.get("/api/v1/deployments").json()["items"]]
     status = client.get("/api/v1/deployments/served-api/status").json()

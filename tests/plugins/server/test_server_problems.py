@@ -14,7 +14,8 @@ import pytest
 from litestar import get
 from litestar.testing import TestClient
 from modelyard import Platform, hookimpl
-from modelyard.errors import ConfigError, Overloaded
+from modelyard.actions import Action
+from modelyard.errors import ConfigError, Overloaded, QuotaExceeded, error_class
 from modelyard.plugins import get_plugin_manager
 from modelyard.protocol.v2 import HEADER_LENGTH_HEADER, encode_request
 from modelyard.providers import AuthProvider
@@ -100,7 +101,7 @@ def test_api_validation_errors(client: TestClient, deployed: str) -> None:
     assert_problem(client.get("/api/v1/models", params=[("tag", "no-colon")]), 422, field="tag")
     assert_problem(client.get("/api/v1/models/Bad Name!"), 422)
     assert_problem(client.get(f"/api/v1/models/{deployed}/versions/zero"), 422, field="version")
-    assert_problem(client.put(f"/api/v1/models/{deployed}/aliases/production", json={"version": "one"}), 400,
+    assert_problem(client.put(f"/api/v1/models/{deployed}/aliases/production", json={"version": "one"}), 422,
                    field="version")
     assert_problem(client.put(f"/api/v1/models/{deployed}/aliases/production", json={"version": 1, "x": 1}), 400)
     assert_problem(client.put(f"/api/v1/models/{deployed}/aliases/production", content=b"{"), 400)
@@ -187,7 +188,12 @@ def test_infer_bodies_over_the_limit_are_413(small_limits: TestClient, model_pat
 
 # ------------------------------------------------------------------------------------------------ plugins
 class Trouble:
-    """A plugin adding routes that fail on purpose (through the same hook the server's own routes use)."""
+    """A plugin adding routes that fail on purpose (through the same hook the server's own routes use), and the
+    action they declare."""
+
+    @hookimpl
+    def modelyard_actions(self) -> Iterator[Action]:
+        yield Action(name="test:read", resources="test", description="Call the test routes.")
 
     @hookimpl
     def modelyard_http_routes(self, platform: Platform) -> list[Any]:
@@ -195,18 +201,22 @@ class Trouble:
         def overloaded() -> None:
             raise Overloaded("the queue is full", retry_after=2.2)
 
-        @get("/test/boom", sync_to_thread=False)
+        @get("/test/quota", opt={"action": "test:read", "resource": "test"}, sync_to_thread=False)
+        def quota() -> None:
+            raise QuotaExceeded("alice has used her 1000 calls this month", retry_after=3600.5)
+
+        @get("/test/boom", opt={"action": "test:read", "resource": "test"}, sync_to_thread=False)
         def boom() -> None:
             raise RuntimeError("boom-secret-detail")
 
-        return [overloaded, boom]
+        return [overloaded, quota, boom]
 
 
 class KeyAuth:
     """Offers the ``keys`` auth provider: ``Bearer good`` is alice; she may do anything but create deployments."""
 
     @hookimpl
-    def modelyard_auth_providers(self) -> Iterator[AuthProvider]:
+    def modelyard_authenticators(self) -> Iterator[AuthProvider]:
         yield AuthProvider(name="keys", factory=lambda config, ctx: self)
 
     def authenticate(self, headers: Any) -> Principal | None:
@@ -220,13 +230,13 @@ class KeyAuth:
 
 
 class Vetoes:
-    """Decision hooks: tagging is vetoed; the alias decision crashes (which must deny)."""
+    """Decision hooks: tagging is vetoed; the alias decisions crash (which must deny)."""
 
     @hookimpl
     def modelyard_authorize(self, principal: Principal, action: str, resource: str) -> bool | None:
         if action == "models:tag":
             return False
-        if action == "models:alias":
+        if action in ("models:alias", "models:unalias"):
             raise RuntimeError("decision hook bug")
         return None
 
@@ -249,6 +259,14 @@ def test_overloaded_is_429_with_retry_after(guarded: TestClient) -> None:
     response = guarded.get("/test/overloaded", headers=GOOD)
     assert_problem(response, 429, contains="queue is full", retry_after=2.2)
     assert response.headers["retry-after"] == "3"
+
+
+def test_a_quota_exceeded_is_429_quota_exceeded_with_retry_after(guarded: TestClient) -> None:
+    response = guarded.get("/test/quota", headers=GOOD)
+    body = assert_problem(response, 429, contains="1000 calls", retry_after=3600.5)
+    assert body["type"] == "urn:modelyard:problem:quota-exceeded" and body["title"] == "Quota exceeded"
+    assert response.headers["retry-after"] == "3601"
+    assert error_class(body["type"]) is QuotaExceeded  # a client raises the same error
 
 
 def test_unexpected_errors_are_bare_500s(guarded: TestClient, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from modelyard import errors
 from modelyard.client import AsyncClient, Client
+from modelyard.converter import to_json
+from modelyard.types import ArtifactRef, ModelVersion
 from server_models import features, ort_outputs
 
 PROBLEM_JSON = "application/problem+json"
@@ -190,13 +192,13 @@ def test_client_register_sends_options_and_numpy_samples(client: TestClient, lin
     with Client("http://testserver", transport=_in_process(client)) as sdk:
         version = sdk.register("sdk-script", path, flavor="torch", options={"input_spec": LINEAR_SPEC},
                                sample_input={"x": x}, expected_output={"output_0": _linear(module, x)})
-        assert version["version"] == 1
-        assert version["metadata"]["validation"]["compared_outputs"] == ["output_0"]
+        assert version.number == 1
+        assert version.metadata["validation"]["compared_outputs"] == ["output_0"]
         with pytest.raises(errors.BuildError, match="output 'output_0' differs") as info:
             sdk.register("sdk-script", path, flavor="torch", options={"input_spec": LINEAR_SPEC},
                          sample_input={"x": x}, expected_output={"output_0": _linear(module, x) + 1})
         assert info.value.status == 422
-        assert sdk.list_versions("sdk-script")["total"] == 1
+        assert sdk.list_versions("sdk-script").total == 1
 
 
 def test_async_client_register_and_register_uri(client: TestClient, platform, linear_script: tuple[Path, Any],
@@ -208,7 +210,7 @@ def test_async_client_register_and_register_uri(client: TestClient, platform, li
     expected = ort_outputs(model_path, x)
     transport = httpx.ASGITransport(app=create_app(platform, dev=True, close_platform=False))
 
-    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def main() -> tuple[ModelVersion, ModelVersion]:
         async with AsyncClient("http://testserver", transport=transport) as sdk:
             by_uri = await sdk.register_uri("async-uri", model_path.as_uri(), flavor="onnx", sample_input={"x": x},
                                             expected_output={"probability": expected["probability"]})
@@ -220,8 +222,12 @@ def test_async_client_register_and_register_uri(client: TestClient, platform, li
             return by_uri, uploaded
 
     by_uri, uploaded = anyio.run(main)
-    assert by_uri["metadata"]["validation"]["compared_outputs"] == ["probability"]
-    assert uploaded["signature"]["inputs"] == LINEAR_SPEC and uploaded["signature"]["outputs"][0]["name"] == "y"
+    assert by_uri.metadata["validation"]["compared_outputs"] == ["probability"]
+    assert to_json(uploaded)["signature"]["inputs"] == LINEAR_SPEC and uploaded.signature.outputs[0].name == "y"
+
+
+#: What a mock server answers a registration with.
+REGISTERED = to_json(ModelVersion(model="m", number=1, flavor="torch", artifact=ArtifactRef(digest="0" * 64, size=1)))
 
 
 def test_client_wire_format() -> None:
@@ -231,7 +237,7 @@ def test_client_wire_format() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(201, json={})
+        return httpx.Response(201, json=REGISTERED)
 
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     with Client("http://h", transport=httpx.MockTransport(handler)) as sdk:
@@ -256,7 +262,7 @@ def test_client_multipart_fields(tmp_path: Path) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(201, json={})
+        return httpx.Response(201, json=REGISTERED)
 
     model = tmp_path / "m.pt"
     model.write_bytes(b"weights")

@@ -413,7 +413,7 @@ class _StubSlots:
         yield SecretsProvider(name="stub-secrets", factory=lambda _config, _ctx: self.Service())
 
     @hookimpl
-    def modelyard_storages(self) -> Iterator[StorageProvider]:
+    def modelyard_artifact_stores(self) -> Iterator[StorageProvider]:
         yield StorageProvider(name="stub-storage", factory=lambda _config, _ctx: self.Service())
 
 
