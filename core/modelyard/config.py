@@ -74,6 +74,8 @@ class ResolvedConfig:
     sections: Mapping[str, Any]
     file: str | None
     base_dir: Path
+    #: The plugin manager the config was resolved against (its providers are the ones in ``slots``).
+    plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def one(self, slot: str) -> SlotChoice:
         """The single provider of a single-provider slot."""

@@ -64,7 +64,14 @@ from modelyard.types import (
 )
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs.runtime import BundleSource
+    from modelyard.hookspecs.auth import Authenticator
+    from modelyard.hookspecs.billing import Meter
+    from modelyard.hookspecs.builder import Builder
+    from modelyard.hookspecs.registry import RegistryBackend
+    from modelyard.hookspecs.runtime import BundleSource, Runtime
+    from modelyard.hookspecs.scheduler import Scheduler
+    from modelyard.hookspecs.secrets import SecretStore
+    from modelyard.hookspecs.storage import ArtifactStore
     from modelyard.loading import BundleLoader
 
 log = structlog.get_logger(__name__)
@@ -89,14 +96,33 @@ def _secret_resolver(store: Any) -> Any:
     return resolve
 
 
+def resolve(source: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
+            plugin_manager: PluginManager | None = None,
+            environ: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """Load, interpolate and validate a config — no service is left running: the one pass of assembly.
+
+    All problems — unknown sections or keys, unknown providers, wrong types, unresolvable references — are
+    raised together as one :class:`ConfigError`. This is what ``modelyard check`` runs; hand the result to
+    :meth:`Platform.from_resolved` to assemble it (``serve`` does exactly that, resolving once). The secrets
+    provider is started only to resolve ``${secret:…}`` references and is closed again before this returns.
+    The plugin manager used is ``result.plugin_manager``.
+    """
+    resolved, _pm, secret_store = _resolve(source, plugin_manager=plugin_manager, environ=environ)
+    if secret_store is not None:
+        secret_store.close()
+    return resolved
+
+
 def resolve_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
                    plugin_manager: PluginManager | None = None,
                    environ: Mapping[str, str] | None = None) -> tuple[ResolvedConfig, PluginManager, Any]:
-    """Load, interpolate and validate a config; returns (config, plugin manager, built secret store).
+    """Deprecated: :func:`resolve` — returns ``(config, plugin manager, None)`` (no secret store is kept)."""
+    resolved = resolve(source, plugin_manager=plugin_manager, environ=environ)
+    return resolved, resolved.plugin_manager, None
 
-    All problems — unknown sections or keys, unknown providers, wrong types, unresolvable references — are
-    raised together as one :class:`ConfigError`. This is what ``modelyard check`` runs.
-    """
+
+def _resolve(source: str | os.PathLike[str] | Mapping[str, Any] | None, *, plugin_manager: PluginManager | None,
+             environ: Mapping[str, str] | None) -> tuple[ResolvedConfig, PluginManager, Any]:
     raw = load_raw(source)
     data, env_errors = interpolate(raw.data, env_resolver(os.environ if environ is None else environ))
     issues = [_ref_issue(raw, path, msg) for path, msg in env_errors]
@@ -115,7 +141,7 @@ def resolve_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = N
                                      broken=plugin_manager.broken)
     if choice is not None and not found and "${secret:" not in repr(secrets_section):
         ctx = ProviderContext(slot="secrets", provider=choice.provider.name, data_dir=raw.base_dir,
-                              hook=plugin_manager.hook, platform=None, plugin_manager=plugin_manager)  # type: ignore[arg-type]
+                              hook=plugin_manager.hook, plugin_manager=plugin_manager)
         try:
             secret_store = choice.provider.factory(choice.config, ctx)
         except ModelyardError as exc:
@@ -139,7 +165,7 @@ def resolve_config(source: str | os.PathLike[str] | Mapping[str, Any] | None = N
             secret_store.close()
         issues.sort(key=lambda i: i.line or 10**9)
         raise ConfigError(issues, file=raw.file or "config")
-    return resolved, plugin_manager, secret_store
+    return attrs.evolve(resolved, plugin_manager=plugin_manager), plugin_manager, secret_store
 
 
 def _ref_issue(raw: Any, path: tuple[str, ...], message: str) -> ConfigIssue:
@@ -162,15 +188,16 @@ class Platform:
         self.data_dir: Path
         self.tmp_dir: Path
         self.scratch: Scratch
-        self.secrets: Any = None
-        self.registry_backend: Any = None
-        self.storage: Any = None
-        self.builders: dict[str, Any] = {}
-        self.scheduler: Any = None
-        self.runtime: Any = None
-        self.monitors: list[Any] = []
-        self.auth: Any = None
-        self.billing: Any = None
+        # The slots, typed with their Protocols so mypy checks every use (set by from_resolved).
+        self.secrets: SecretStore
+        self.registry_backend: RegistryBackend
+        self.storage: ArtifactStore
+        self.builders: dict[str, Builder] = {}
+        self.scheduler: Scheduler
+        self.runtime: Runtime
+        self.monitors: list[Any] = []  # monitors have no Protocol: they implement event hooks
+        self.auth: Authenticator
+        self.billing: Meter
         #: Every action authorisation and audit know: the core's and the plugins' (``modelyard_actions``).
         self.actions: Catalogue = Catalogue.core()
         #: Who acts when a verb is called without a principal (Python, the embedded CLI, jobs).
@@ -186,12 +213,21 @@ class Platform:
     def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
                     plugin_manager: PluginManager | None = None,
                     environ: Mapping[str, str] | None = None) -> Platform:
-        """Assemble a platform from a TOML file path, a dict, or the default locations.
+        """Assemble a platform from a TOML file path, a dict, or the default locations:
+        ``Platform.from_resolved(resolve(source))``.
 
         Raises :class:`~modelyard.errors.ConfigError` with every problem at once, or
         :class:`~modelyard.errors.PluginError` naming the provider that failed to start.
         """
-        resolved, pm, secret_store = resolve_config(source, plugin_manager=plugin_manager, environ=environ)
+        return cls.from_resolved(resolve(source, plugin_manager=plugin_manager, environ=environ))
+
+    @classmethod
+    def from_resolved(cls, resolved: ResolvedConfig) -> Platform:
+        """Assemble a platform from a config :func:`resolve` returned (it is not resolved again): every slot is
+        built in dependency order, each provider receiving the services it declares it needs."""
+        pm = resolved.plugin_manager
+        if pm is None:
+            raise ValueError("from_resolved needs a config from modelyard.platform.resolve (it has no plugin manager)")
         self = cls()
         self.config = resolved
         self.plugin_manager = pm
@@ -209,13 +245,8 @@ class Platform:
         self.tmp_dir = self.scratch.path
         sweep_partials(self._fetch_dir)
         self._built.append(self.scratch)  # closed (removed) last
-        self.secrets = secret_store
-        if secret_store is not None:
-            self._built.append(secret_store)
         try:
             for slot in SLOTS.values():
-                if slot.name == "secrets":
-                    continue
                 services = [self._build(choice) for choice in resolved.slots[slot.name]]
                 if slot.name == "builders":
                     self.builders = {c.provider.name: s for c, s in zip(resolved.slots[slot.name], services,
@@ -237,12 +268,29 @@ class Platform:
                   providers={s: [c.provider.name for c in cs] for s, cs in resolved.slots.items()})
         return self
 
+    def _service(self, name: str) -> Any:
+        """A service a provider may declare in ``needs``: an earlier slot's, the loader, or the platform."""
+        if name == "platform":
+            return self
+        if name == "loader":
+            return self.loader
+        if name in ("registry", "registry_backend"):
+            return self.registry_backend
+        if name in SLOTS and name not in ("monitors",):
+            return getattr(self, name)
+        raise PluginError(f"unknown service {name!r} in a provider's needs; known: platform, loader, "
+                          + ", ".join(n for n in SLOTS if n != "monitors"))
+
     def _build(self, choice: SlotChoice) -> Any:
-        # Slots that load bundles (after storage and builders in assembly order) get this process's loader.
-        services = {"loader": self.loader} if choice.slot in ("runtime", "scheduler") else {}
-        ctx = ProviderContext(slot=choice.slot, provider=choice.provider.name, data_dir=self.data_dir,
-                              hook=self.plugin_manager.hook, platform=self, plugin_manager=self.plugin_manager,
-                              services=services)
+        needs = choice.provider.needs
+        services = {name: self._service(name) for name in needs}
+        # A secrets provider reads paths relative to the config file (it is built before the data dir is known
+        # when ${secret:…} references are resolved, and stays consistent here).
+        data_dir = self.config.base_dir if choice.slot == "secrets" else self.data_dir
+        ctx = ProviderContext(slot=choice.slot, provider=choice.provider.name, data_dir=data_dir,
+                              hook=self.plugin_manager.hook, plugin_manager=self.plugin_manager,
+                              config=self.config, services=services,
+                              platform=self if "platform" in needs else None)
         try:
             service = choice.provider.factory(choice.config, ctx)
         except ModelyardError as exc:

@@ -26,6 +26,7 @@ from modelyard.names import check_provider_name
 if TYPE_CHECKING:
     import pluggy
 
+    from modelyard.config import ResolvedConfig
     from modelyard.platform import Platform
 
 
@@ -38,20 +39,24 @@ class NoConfig:
 class ProviderContext:
     """What a provider's factory receives besides its typed config.
 
-    ``platform`` is the Platform being assembled: slots are built in dependency order (secrets, registry,
-    storage, builders, scheduler, runtime, monitors, auth, billing), so a factory may use the ones before its own.
-    ``services`` holds what the platform hands a slot besides that: the runtime and scheduler get
-    ``services["loader"]``, the :class:`~modelyard.hookspecs.runtime.Loader` that turns a plain ``BundleSource``
-    into a loaded model in this process.
+    ``config`` is the whole resolved config (plain data: the platform section's limits, ``base_dir`` for
+    relative paths). ``services`` holds exactly the services the provider declared in its record's ``needs``
+    — earlier slots by name (``"registry"``, ``"storage"``, ``"builders"``, …; slots are built in dependency
+    order: secrets, registry, storage, builders, scheduler, runtime, monitors, auth, billing) and
+    ``"loader"``, the :class:`~modelyard.hookspecs.runtime.Loader` that turns a plain ``BundleSource`` into a
+    loaded model in this process. ``platform`` is set only for a provider that declares ``needs=("platform",)``
+    (a scheduler running jobs against the whole platform); everyone else gets what it asked for, not a
+    half-built Platform.
     """
 
     slot: str
     provider: str
     data_dir: Path
     hook: Any  # pluggy.HookRelay — call other plugins' hooks
-    platform: Platform
     plugin_manager: pluggy.PluginManager
+    config: ResolvedConfig | None = None
     services: Mapping[str, Any] = attrs.field(factory=dict)
+    platform: Platform | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +77,9 @@ class Provider:
     #: starts: ``check(config)`` yields ``(key, message)`` problems (e.g. a URL scheme whose driver is missing).
     #: It must not connect to anything.
     check: Callable[[Any], Iterable[tuple[str | None, str]]] | None = None
+    #: The services the factory needs (``ProviderContext.services``): names of earlier slots, ``"loader"``,
+    #: or ``"platform"`` for the whole Platform.
+    needs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     slot: str = attrs.field(default="", init=False)
 

@@ -107,10 +107,10 @@ def test_an_unclosed_reference_is_a_config_error_naming_the_key(cli, tmp_path, v
 
 def test_an_unclosed_reference_in_a_dict_config_is_caught_too(fake_pm):
     from modelyard.errors import ConfigError
-    from modelyard.platform import resolve_config
+    from modelyard.platform import resolve
 
     with pytest.raises(ConfigError) as info:
-        resolve_config({"storage": {"url": "s3://${env:BUCKET"}}, plugin_manager=fake_pm, environ={})
+        resolve({"storage": {"url": "s3://${env:BUCKET"}}, plugin_manager=fake_pm, environ={})
     (issue,) = info.value.issues
     assert (issue.section, issue.key) == ("storage", "url") and "unclosed reference" in issue.message
 

@@ -7,14 +7,14 @@ import importlib.util
 
 import pytest
 from modelyard.errors import ConfigError
-from modelyard.platform import resolve_config
+from modelyard.platform import resolve
 
 
 def _report(tmp_path, text):
     path = tmp_path / "modelyard.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
-        resolve_config(path)
+        resolve(path)
     return err.value
 
 
@@ -40,5 +40,5 @@ def test_a_protocol_whose_package_is_missing_names_the_extra(tmp_path, monkeypat
 def test_valid_urls_pass_the_checks(tmp_path):
     path = tmp_path / "modelyard.toml"
     path.write_text('[registry]\nurl = "postgresql://ml@db:5432/ml"\n\n[storage]\nurl = "memory://x"\n')
-    resolved, _pm, _secrets = resolve_config(path)
+    resolved = resolve(path)
     assert resolved.one("registry").config.url == "postgresql://ml@db:5432/ml"

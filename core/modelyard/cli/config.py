@@ -49,21 +49,18 @@ def init(
 
 def check(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Load the config, resolve ${env:…} and ${secret:…}, validate every section; report all errors at once."""
-    from modelyard.platform import resolve_config
+    from modelyard.platform import resolve
 
     state = get_state(ctx)
     state.quiet_logs()
     try:
-        resolved, _pm, secret_store = resolve_config(state.config_source(),
-                                                     plugin_manager=state.platform_plugin_manager())
+        resolved = resolve(state.config_source(), plugin_manager=state.platform_plugin_manager())
     except ConfigError as exc:
         if json_:
             # The check report and the error object every command prints with --json, in one document.
             print_json({"file": exc.file, "ok": False, "errors": issues_json(exc), **error_json(exc)})
         typer.echo(exc.report(), err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    if secret_store is not None:
-        secret_store.close()
     name = resolved.file or "defaults (no config file)"
     slots = {slot: [c.provider.name for c in choices] for slot, choices in resolved.slots.items()}
     if json_:

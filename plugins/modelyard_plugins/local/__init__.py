@@ -21,14 +21,16 @@ from modelyard_plugins.local.scheduler import LocalScheduler, LocalSchedulerConf
 def modelyard_runtimes() -> Iterator[RuntimeProvider]:
     """Offer the ``local`` runtime: in-process, shared thread pool, dynamic batching, multi-model."""
     yield RuntimeProvider(name="local", factory=LocalRuntime.from_config, config_schema=LocalRuntimeConfig,
-                          description="in-process serving: thread pool, dynamic batching, multi-model")
+                          description="in-process serving: thread pool, dynamic batching, multi-model",
+                          needs=("loader",))
 
 
 @hookimpl
 def modelyard_schedulers() -> Iterator[SchedulerProvider]:
     """Offer the ``local`` scheduler: an in-memory worker pool with retries and cancel."""
     yield SchedulerProvider(name="local", factory=LocalScheduler.from_config, config_schema=LocalSchedulerConfig,
-                            description="in-process worker pool (in-memory jobs, retries, cancel)")
+                            description="in-process worker pool (in-memory jobs, retries, cancel)",
+                            needs=("platform",))  # jobs run against the whole platform (JobContext.platform)
 
 
 __all__ = ["LocalRuntime", "LocalRuntimeConfig", "LocalScheduler", "LocalSchedulerConfig"]

@@ -41,7 +41,7 @@ def serve(config_path: str | os.PathLike[str] | None = None, *, host: str | None
     the platform is assembled, so a refused start writes nothing.
     """
     from modelyard import log as logconf
-    from modelyard.platform import Platform, resolve_config
+    from modelyard.platform import Platform, resolve
 
     from modelyard_plugins.server.app import check_auth_config, create_app
     from modelyard_plugins.server.config import ServerConfig
@@ -49,9 +49,7 @@ def serve(config_path: str | os.PathLike[str] | None = None, *, host: str | None
     started = time.perf_counter()
     # Everything that can refuse the start is checked before the platform is assembled, so that a refusal
     # writes nothing (no data dir, no database, no migration) and says so at once.
-    resolved, plugin_manager, secret_store = resolve_config(config_path, plugin_manager=plugin_manager)
-    if secret_store is not None:
-        secret_store.close()
+    resolved = resolve(config_path, plugin_manager=plugin_manager)  # once: the platform assembles from it
     section = resolved.sections.get("server")
     settings = section if isinstance(section, ServerConfig) else ServerConfig()
     dev = settings.dev if dev is None else dev
@@ -65,7 +63,7 @@ def serve(config_path: str | os.PathLike[str] | None = None, *, host: str | None
     # Bound here and handed to uvicorn, so that the port checked is the port served (no race).
     sock = listen_socket(host, port)
     try:
-        platform = Platform.from_config(config_path, plugin_manager=plugin_manager)
+        platform = Platform.from_resolved(resolved)
     except BaseException:
         sock.close()
         raise

@@ -22,7 +22,7 @@ def _factory(config: NoConfig, ctx: ProviderContext) -> Any:
 
     from modelyard_plugins.tensorflow_builder.builder import TensorflowBuilder
 
-    platform_config = getattr(getattr(ctx.platform, "config", None), "platform", None)
+    platform_config = getattr(ctx.config, "platform", None)
     return TensorflowBuilder(archive_limits=ArchiveLimits.from_config(platform_config))
 
 

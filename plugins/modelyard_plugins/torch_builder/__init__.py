@@ -53,14 +53,13 @@ class TorchConfig:
 def _factory(config: TorchConfig, ctx: ProviderContext) -> Any:
     from modelyard_plugins.torch_builder.builder import TorchBuilder
 
-    platform_config = getattr(ctx.platform, "config", None)
-    base_dir = getattr(platform_config, "base_dir", None) or Path.cwd()
+    base_dir = getattr(ctx.config, "base_dir", None) or Path.cwd()
     for path in config.module_paths:
         if not (base_dir / Path(path).expanduser()).is_dir():
             raise PluginError(f"[builders.torch] module_paths: {path!r} is not a directory (relative paths are "
                               f"read from the config file's folder, {str(base_dir)!r})")
     return TorchBuilder(config, base_dir=base_dir,
-                        archive_limits=ArchiveLimits.from_config(getattr(platform_config, "platform", None)))
+                        archive_limits=ArchiveLimits.from_config(getattr(ctx.config, "platform", None)))
 
 
 @hookimpl
