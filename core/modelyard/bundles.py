@@ -30,7 +30,8 @@ from modelyard.errors import BuildError, InvalidInput
 from modelyard.types import Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs.builder import BuildOptions, LoadedModel, Validation
+    from modelyard.hookspecs.builder import LoadedModel
+    from modelyard.types import BuildOptions, Validation
 
 # --------------------------------------------------------------------------------------------- datatypes
 # The table itself is modelyard.datatypes (shared with the V2 codec and the records); here in native byte order.
@@ -264,7 +265,7 @@ def validate_loaded(model: LoadedModel, options: BuildOptions, *, flavor: str,
     estimator's predictions); they are compared like ``options.expected_output``. Returns the validation record
     and the outputs; raises :class:`BuildError` saying which input or output failed and why.
     """
-    from modelyard.hookspecs.builder import Validation
+    from modelyard.types import Validation
 
     sample = options.sample_input
     source = "sample" if sample is not None else "generated"

@@ -40,7 +40,7 @@ import structlog
 from modelyard.errors import BuildError, ModelyardError, Overloaded, Unavailable
 
 if TYPE_CHECKING:
-    from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
+    from modelyard.types import BuildOptions, BuiltBundle
 
 log = structlog.get_logger(__name__)
 

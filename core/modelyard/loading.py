@@ -24,8 +24,8 @@ from modelyard.errors import InvalidInput, Unavailable
 
 if TYPE_CHECKING:
     from modelyard.hookspecs.builder import LoadedModel
-    from modelyard.hookspecs.runtime import BundleSource
     from modelyard.platform import Platform
+    from modelyard.types import BundleSource
 
 log = structlog.get_logger(__name__)
 

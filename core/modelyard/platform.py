@@ -68,11 +68,12 @@ if TYPE_CHECKING:
     from modelyard.hookspecs.billing import Meter
     from modelyard.hookspecs.builder import Builder
     from modelyard.hookspecs.registry import RegistryBackend
-    from modelyard.hookspecs.runtime import BundleSource, Runtime
+    from modelyard.hookspecs.runtime import Runtime
     from modelyard.hookspecs.scheduler import Scheduler
     from modelyard.hookspecs.secrets import SecretStore
     from modelyard.hookspecs.storage import ArtifactStore
     from modelyard.loading import BundleLoader
+    from modelyard.types import BundleSource
 
 log = structlog.get_logger(__name__)
 
@@ -343,8 +344,8 @@ class Platform:
 
         Raises :class:`~modelyard.errors.InvalidInput` when no builder here loads the version's flavor.
         """
-        from modelyard.hookspecs.runtime import BundleSource
         from modelyard.loading import locator_of
+        from modelyard.types import BundleSource
 
         self.builder(version.flavor)  # fail here, naming the flavor and its extra, rather than in the runtime
         return BundleSource(model=version.model, version=version.number, flavor=version.flavor,

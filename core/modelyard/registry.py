@@ -21,10 +21,10 @@ import structlog
 
 from modelyard.errors import BuildError, InvalidInput, Unavailable
 from modelyard.events import notify
-from modelyard.hookspecs.builder import BuildOptions
 from modelyard.names import check_alias, check_name
 from modelyard.types import (
     MAX_INT,
+    BuildOptions,
     Lineage,
     Model,
     ModelRef,

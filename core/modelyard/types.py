@@ -11,13 +11,18 @@ import operator
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import attrs
 
 from modelyard.datatypes import DATATYPES
 from modelyard.errors import InvalidInput
 from modelyard.names import check_alias, check_name, check_tag, is_unicode
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -451,11 +456,100 @@ def _strings(value: object, key: str) -> list[str]:
     return list(items)
 
 
+# --------------------------------------------------------------------------------------------- builds and bundles
+# Records the builder and runtime contracts exchange (hookspecs hold contracts only).
+@attrs.frozen(kw_only=True)
+class BuildOptions:
+    """What the caller tells a builder beyond the upload itself.
+
+    ``sample_input`` runs through the loaded model during validation (a generated input matching the signature
+    is used when absent); when ``expected_output`` is given the outputs must match within ``rtol``/``atol``.
+    ``options`` holds flavor-specific settings, e.g. ``module_factory = "pkg.mod:make"`` for torch safetensors or
+    ``input_names`` for torch programs.
+    """
+
+    sample_input: Mapping[str, np.ndarray] | None = None
+    expected_output: Mapping[str, np.ndarray] | None = None
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Validation:
+    """The outcome of a bundle's validation run."""
+
+    ok: bool
+    message: str = ""
+    input_source: str = "generated"  # "sample" or "generated"
+    compared_outputs: tuple[str, ...] = ()
+    max_abs_error: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BuiltBundle:
+    """A builder's result: the normalised artifact file and everything needed to serve it.
+
+    ``artifact`` is one file (directories such as SavedModels are zipped) inside the ``workdir`` the builder was
+    given; the platform stores it content-addressed. ``metadata`` is JSON-ready (it is stored with the version);
+    a builder that unpickled anything sets ``metadata["pickle_loaded"] = True`` so the platform audits it.
+    """
+
+    artifact: Path
+    signature: Signature
+    requirements: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    validation: Validation = attrs.field(factory=lambda: Validation(ok=True))
+
+
+@attrs.frozen(kw_only=True)
+class BundleSource:
+    """Everything a runtime needs to load one version, wherever it runs — plain data, no callables.
+
+    ``locator`` is where the artifact lives in the platform's storage slot (``sha256:<digest>``: storage is
+    content-addressed); ``digest`` is what the fetched bytes are checked against. A worker process (a Ray
+    replica, a job runner) that has the same config rebuilds the model from this record alone through its own
+    :class:`Loader` (:class:`modelyard.loading.BundleLoader`); the record goes to and from JSON through
+    :mod:`modelyard.converter` (``to_json(source)``, ``from_json(BundleSource, data)``).
+    """
+
+    model: str
+    version: int
+    flavor: str
+    digest: str
+    size: int
+    signature: Signature
+    locator: str
+
+
 __all__ = [
-    "ANONYMOUS", "DATATYPES", "LOCAL", "ArtifactRef", "AuditEvent", "BatchingConfig", "Deployment", "Lineage", "Model",
-    "ModelRef", "ModelVersion", "NewVersion", "Page", "PredictionEvent", "Principal", "ServingState", "Signature",
+    "ANONYMOUS",
+    "DATATYPES",
+    "LOCAL",
+    "ArtifactRef",
+    "AuditEvent",
+    "BatchingConfig",
+    "BuildOptions",
+    "BuiltBundle",
+    "BundleSource",
+    "Deployment",
+    "Lineage",
+    "Model",
+    "ModelRef",
+    "ModelVersion",
+    "NewVersion",
+    "Page",
+    "PredictionEvent",
+    "Principal",
+    "ServingState",
+    "Signature",
     "TensorSpec",
-    "check_alias", "check_name", "check_tags", "check_version_number", "utcnow",
+    "Validation",
+    "check_alias",
+    "check_name",
+    "check_tags",
+    "check_version_number",
+    "utcnow",
 ]  # fmt: skip
 
 

@@ -14,8 +14,8 @@ import attrs
 import numpy as np
 import pytest
 from modelyard.converter import from_json, to_json
-from modelyard.hookspecs.runtime import BundleSource
 from modelyard.platform import Platform
+from modelyard.types import BundleSource
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
     from modelyard.converter import from_json
-    from modelyard.hookspecs.runtime import BundleSource
+    from modelyard.types import BundleSource
     from modelyard.platform import Platform
     from modelyard.types import Deployment
 

@@ -6,58 +6,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import attrs
-
 from modelyard.hookspecs.markers import hookspec
 from modelyard.providers import BuilderProvider
-from modelyard.types import Signature
+from modelyard.types import BuildOptions, BuiltBundle, Signature
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-@attrs.frozen(kw_only=True)
-class BuildOptions:
-    """What the caller tells a builder beyond the upload itself.
-
-    ``sample_input`` runs through the loaded model during validation (a generated input matching the signature
-    is used when absent); when ``expected_output`` is given the outputs must match within ``rtol``/``atol``.
-    ``options`` holds flavor-specific settings, e.g. ``module_factory = "pkg.mod:make"`` for torch safetensors or
-    ``input_names`` for torch programs.
-    """
-
-    sample_input: Mapping[str, np.ndarray] | None = None
-    expected_output: Mapping[str, np.ndarray] | None = None
-    rtol: float = 1e-4
-    atol: float = 1e-5
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen(kw_only=True)
-class Validation:
-    """The outcome of a bundle's validation run."""
-
-    ok: bool
-    message: str = ""
-    input_source: str = "generated"  # "sample" or "generated"
-    compared_outputs: tuple[str, ...] = ()
-    max_abs_error: float | None = None
-
-
-@attrs.frozen(kw_only=True)
-class BuiltBundle:
-    """A builder's result: the normalised artifact file and everything needed to serve it.
-
-    ``artifact`` is one file (directories such as SavedModels are zipped) inside the ``workdir`` the builder was
-    given; the platform stores it content-addressed. ``metadata`` is JSON-ready (it is stored with the version);
-    a builder that unpickled anything sets ``metadata["pickle_loaded"] = True`` so the platform audits it.
-    """
-
-    artifact: Path
-    signature: Signature
-    requirements: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = attrs.field(factory=dict)
-    validation: Validation = attrs.field(factory=lambda: Validation(ok=True))
 
 
 @runtime_checkable

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import attrs
-
 from modelyard.hookspecs.markers import hookspec
 from modelyard.providers import RuntimeProvider
-from modelyard.types import Deployment, Prediction, Signature
+from modelyard.types import BundleSource, Deployment, Prediction
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -17,26 +15,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from modelyard.hookspecs.builder import LoadedModel
-
-
-@attrs.frozen(kw_only=True)
-class BundleSource:
-    """Everything a runtime needs to load one version, wherever it runs — plain data, no callables.
-
-    ``locator`` is where the artifact lives in the platform's storage slot (``sha256:<digest>``: storage is
-    content-addressed); ``digest`` is what the fetched bytes are checked against. A worker process (a Ray
-    replica, a job runner) that has the same config rebuilds the model from this record alone through its own
-    :class:`Loader` (:class:`modelyard.loading.BundleLoader`); the record goes to and from JSON through
-    :mod:`modelyard.converter` (``to_json(source)``, ``from_json(BundleSource, data)``).
-    """
-
-    model: str
-    version: int
-    flavor: str
-    digest: str
-    size: int
-    signature: Signature
-    locator: str
 
 
 @runtime_checkable

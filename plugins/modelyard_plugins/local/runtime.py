@@ -34,9 +34,9 @@ import structlog
 from modelyard.bundles import InputAdapter, sample_inputs
 from modelyard.errors import BuildError, InvalidInput, ModelyardError, NotFound, Unavailable
 from modelyard.hookspecs.builder import LoadedModel
-from modelyard.hookspecs.runtime import BundleSource, Loader
+from modelyard.hookspecs.runtime import Loader
 from modelyard.providers import ProviderContext
-from modelyard.types import Deployment, Prediction, TensorSpec
+from modelyard.types import BundleSource, Deployment, Prediction, TensorSpec
 
 from modelyard_plugins.local.batching import BatchingDispatcher, DirectDispatcher, DispatcherClosed
 

@@ -14,8 +14,7 @@ import numpy as np
 import structlog
 from modelyard.bundles import InputAdapter, bounded_int, max_threads, pin, validate_loaded
 from modelyard.errors import BuildError, InvalidInput
-from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
-from modelyard.types import Signature, TensorSpec
+from modelyard.types import BuildOptions, BuiltBundle, Signature, TensorSpec
 
 if TYPE_CHECKING:
     import onnx

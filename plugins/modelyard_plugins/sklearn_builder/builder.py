@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from modelyard.bundles import bounded_int, numpy_dtype
 from modelyard.errors import BuildError
-from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
-from modelyard.types import Signature
+from modelyard.types import BuildOptions, BuiltBundle, Signature
 
 from modelyard_plugins.onnx_builder.builder import OnnxModel, SessionSettings, build_onnx_bundle, load_onnx
 from modelyard_plugins.sklearn_builder import MAX_FEATURES

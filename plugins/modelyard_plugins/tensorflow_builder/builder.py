@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from modelyard.bundles import ArchiveLimits, InputAdapter, datatype_of, pin, unzip, validate_loaded, zip_dir
 from modelyard.errors import BuildError, InvalidInput
-from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
-from modelyard.types import Signature, TensorSpec
+from modelyard.types import BuildOptions, BuiltBundle, Signature, TensorSpec
 
 ARTIFACT_NAME = "savedmodel.zip"
 SIGNATURE_KEY = "serving_default"

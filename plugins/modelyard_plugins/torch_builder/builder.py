@@ -30,8 +30,7 @@ from modelyard.bundles import (
     validate_loaded,
 )
 from modelyard.errors import BuildError, InvalidInput, Unavailable
-from modelyard.hookspecs.builder import BuildOptions, BuiltBundle
-from modelyard.types import Signature, TensorSpec
+from modelyard.types import BuildOptions, BuiltBundle, Signature, TensorSpec
 
 from modelyard_plugins.torch_builder import DEVICE, factories
 

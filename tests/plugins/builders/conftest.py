@@ -105,7 +105,7 @@ def savedmodel(tf_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="session")
 def tf_bundle(savedmodel: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The SavedModel built once by the tensorflow builder (a BuiltBundle)."""
-    from modelyard.hookspecs.builder import BuildOptions
+    from modelyard.types import BuildOptions
     from modelyard_plugins.tensorflow_builder.builder import TensorflowBuilder
 
     return TensorflowBuilder().build(savedmodel, options=BuildOptions(), workdir=tmp_path_factory.mktemp("tfb"))

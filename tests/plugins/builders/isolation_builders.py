@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import ConfigError, ConfigIssue, InvalidInput, Overloaded
-from modelyard.hookspecs.builder import BuiltBundle
-from modelyard.types import Signature
+from modelyard.types import BuiltBundle, Signature
 
 #: How long any of these waits at most: the tests must end even when the code under test does not.
 BOUND_S = 60.0

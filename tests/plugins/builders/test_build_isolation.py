@@ -21,9 +21,9 @@ import structlog
 from isolation_builders import Aborter, Gate, Raiser, Reporter, Sleeper, Unpicklable
 from modelyard.config import PlatformConfig
 from modelyard.errors import BuildError, ConfigError, InvalidInput, Overloaded, Unavailable
-from modelyard.hookspecs.builder import BuildOptions
 from modelyard.isolation import BuildLimits, BuildRunner, close_builds, runner_for
 from modelyard.platform import Platform
+from modelyard.types import BuildOptions
 
 HERE = Path(__file__).resolve().parent
 
@@ -187,7 +187,7 @@ def test_exiting_the_process_does_not_wait_for_a_running_build(tmp_path):
         sys.path.insert(0, {str(HERE)!r})
         import multiprocessing.forkserver
         from isolation_builders import Sleeper
-        from modelyard.hookspecs.builder import BuildOptions
+        from modelyard.types import BuildOptions
         from modelyard.isolation import BuildLimits, BuildRunner
 
         work = Path({str(tmp_path / "w")!r})

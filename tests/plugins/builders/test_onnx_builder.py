@@ -11,9 +11,9 @@ import onnxruntime
 import pytest
 from modelyard.bundles import max_threads
 from modelyard.errors import BuildError, ConfigError, InvalidInput
-from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
+from modelyard.hookspecs.builder import Builder, LoadedModel
 from modelyard.platform import resolve_config
-from modelyard.types import Signature, TensorSpec
+from modelyard.types import BuildOptions, Signature, TensorSpec
 from modelyard_plugins.onnx_builder import OnnxConfig
 from modelyard_plugins.onnx_builder.builder import OnnxBuilder
 

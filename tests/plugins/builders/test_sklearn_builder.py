@@ -13,8 +13,8 @@ import pytest
 from builder_models import PickleBomb, training_data
 from modelyard.bundles import max_threads
 from modelyard.errors import BuildError, InvalidInput
-from modelyard.hookspecs.builder import Builder, BuildOptions
-from modelyard.types import Signature, TensorSpec
+from modelyard.hookspecs.builder import Builder
+from modelyard.types import BuildOptions, Signature, TensorSpec
 from modelyard_plugins.onnx_builder.builder import OnnxModel
 from modelyard_plugins.sklearn_builder import MAX_FEATURES, MAX_OPSET, SklearnConfig
 from modelyard_plugins.sklearn_builder.builder import SklearnBuilder

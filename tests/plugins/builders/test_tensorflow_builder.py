@@ -16,8 +16,8 @@ import pytest
 from builder_models import MiB, understate_sizes, zip_bomb
 from modelyard.bundles import ArchiveLimits, zip_dir
 from modelyard.errors import BuildError, InvalidInput
-from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
-from modelyard.types import Signature, TensorSpec
+from modelyard.hookspecs.builder import Builder, LoadedModel
+from modelyard.types import BuildOptions, Signature, TensorSpec
 from modelyard_plugins.tensorflow_builder.builder import TensorflowBuilder
 
 SIGNATURE = Signature([TensorSpec("s", "BYTES", (-1,)), TensorSpec("x", "FP32", (-1, 4))],

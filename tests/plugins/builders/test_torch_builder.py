@@ -14,8 +14,8 @@ import pytest
 import torch
 from modelyard.bundles import ArchiveLimits, max_threads
 from modelyard.errors import BuildError, InvalidInput, Unavailable
-from modelyard.hookspecs.builder import Builder, BuildOptions, LoadedModel
-from modelyard.types import Signature, TensorSpec
+from modelyard.hookspecs.builder import Builder, LoadedModel
+from modelyard.types import BuildOptions, Signature, TensorSpec
 from modelyard_plugins.torch_builder import TorchConfig
 from modelyard_plugins.torch_builder.builder import EXPORT, TORCHSCRIPT, TorchBuilder, sniff_format
 
@@ -330,7 +330,7 @@ def test_os_abort_as_a_module_factory_is_refused_not_run(mlp_files, tmp_path):
     script = textwrap.dedent(f"""
         from pathlib import Path
         from modelyard.errors import InvalidInput
-        from modelyard.hookspecs.builder import BuildOptions
+        from modelyard.types import BuildOptions
         from modelyard_plugins.torch_builder import TorchConfig
         from modelyard_plugins.torch_builder.builder import TorchBuilder
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from modelyard.hookspecs.runtime import BundleSource
-from modelyard.types import Deployment, Signature, TensorSpec
+from modelyard.types import BundleSource, Deployment, Signature, TensorSpec
 
 FEATURES = 20
 OUTPUTS = 3
