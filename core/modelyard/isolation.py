@@ -24,6 +24,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -107,10 +108,15 @@ class _BuildProcess(mp_context.ForkServerProcess):
         return _Popen(process_obj)
 
 
-def _child_main(payload: bytes, conn: multiprocessing.connection.Connection, log_settings: tuple[str, str] | None
-                ) -> None:
-    """Entry point of a build child: unpickle the job, build, send back ``(status, value)``."""
+def _child_main(payload: bytes, conn: multiprocessing.connection.Connection, log_settings: tuple[str, str] | None,
+                sys_path: list[str] | None = None) -> None:
+    """Entry point of a build child: unpickle the job, build, send back ``(status, value)``.
+
+    ``sys_path`` is the server's import path at the time of the build: the forkserver was forked once, maybe
+    before the server's path grew (plugins added later), and the builder must unpickle the same way here."""
     try:
+        if sys_path is not None:
+            sys.path[:] = sys_path
         with contextlib.suppress(OSError):  # born niced from the forkserver; this covers any other start
             if os.getpriority(os.PRIO_PROCESS, 0) < BUILD_NICENESS:
                 os.setpriority(os.PRIO_PROCESS, 0, BUILD_NICENESS)
@@ -274,8 +280,10 @@ class BuildRunner:
                     done, result = self._in_child(ctx, payload, flavor=getattr(builder, "flavor", "?"))
                     if done:
                         return result
-                    log.debug("the builder cannot be unpickled in a build process; building in-process",
-                              flavor=getattr(builder, "flavor", None), error=result)
+                    # Not isolated, so not bounded in time: say so where operators look.
+                    log.warning("the builder cannot be unpickled in a build process; building in-process, "
+                                "without the build time limit", flavor=getattr(builder, "flavor", None),
+                                error=result)
             return builder.build(source, options=options, workdir=workdir)
 
     @staticmethod
@@ -299,7 +307,7 @@ class BuildRunner:
         timeout = self.limits.timeout_s
         settings = logconf._configured[:2] if logconf._configured is not None else None
         reader, writer = ctx.Pipe(duplex=False)
-        proc = _BuildProcess(target=_child_main, args=(payload, writer, settings), daemon=True,
+        proc = _BuildProcess(target=_child_main, args=(payload, writer, settings, list(sys.path)), daemon=True,
                              name=f"modelyard-build-{flavor}")
         started = False
         try:
