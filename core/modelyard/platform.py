@@ -558,21 +558,23 @@ class Platform:
         return outputs if type(outputs) is dict else dict(outputs)
 
     async def apredict_full(self, deployment: str, inputs: Mapping[str, Any], *,
-                            principal: Principal | None = None) -> Prediction:
+                            principal: Principal | None = None, version: int | None = None) -> Prediction:
         """Predict from async code (the server's path) and return the whole :class:`~modelyard.types.Prediction`.
 
         One call into the runtime (which looks the deployment up once and checks ``inputs`` once, against the
         version that runs them), then one ``modelyard_on_prediction`` event, delivered to each observer on its
         own (:func:`modelyard.events.notify`), whatever the outcome. Raises what the runtime raises.
 
-        First, in memory, the one decision (``predict`` on ``deployments/<name>`` for ``principal``, default the
+        With ``version``, the runtime answers NotFound — before the model runs — when the deployment serves
+        another version. First, in memory, the one decision (``predict`` on ``deployments/<name>`` for ``principal``, default the
         local principal) and the billing quota (:meth:`check_predict`): a denied or over-quota request raises
         :class:`~modelyard.errors.Forbidden` / :class:`~modelyard.errors.QuotaExceeded` and emits no event.
         """
         principal = self.check_predict(principal, deployment)
         started = time.perf_counter()
         try:
-            prediction = await self.runtime.predict(deployment, inputs)
+            prediction = await (self.runtime.predict(deployment, inputs) if version is None
+                                else self.runtime.predict(deployment, inputs, version=version))
         except BaseException as exc:
             self._emit(deployment, inputs, started, principal.id, None, exc)
             raise

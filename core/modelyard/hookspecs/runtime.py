@@ -53,9 +53,13 @@ class Runtime(Protocol):
         """Take a deployment down; NotFound if this runtime does not have it."""
         ...
 
-    async def predict(self, name: str, inputs: Mapping[str, np.ndarray]) -> Prediction:
+    async def predict(self, name: str, inputs: Mapping[str, np.ndarray], *,
+                      version: int | None = None) -> Prediction:
         """Predict with the deployment ``name``: its outputs, the model and version that answered, the rows and
         the time spent queueing and in the model.
+
+        ``version`` (optional; the platform passes it only when a caller names one) is a precondition: when the
+        deployment serves another version the call raises NotFound before the model runs.
 
         Raises :class:`~modelyard.errors.NotFound` for an unknown deployment,
         :class:`~modelyard.errors.InvalidInput` for inputs that do not fit the signature of the version that

@@ -447,13 +447,14 @@ class LocalRuntime:
             _close_model(model, name)
 
     # ------------------------------------------------------------------------------------------- serving
-    async def predict(self, name: str, inputs: Mapping[str, Any]) -> Prediction:
+    async def predict(self, name: str, inputs: Mapping[str, Any], *, version: int | None = None) -> Prediction:
         """Predict with the deployment ``name`` from any event loop; the answer names the version that ran.
 
         One lookup, one check of ``inputs`` against that version's signature (names, dtypes — converted when no
         information is lost —, ranks and fixed dimensions), then the deployment's dispatcher: the model runs on
         a worker thread, inline on this loop when it is tiny, or in a batch with concurrent requests. Raises
-        :class:`~modelyard.errors.NotFound` for an unknown deployment, :class:`~modelyard.errors.InvalidInput`,
+        :class:`~modelyard.errors.NotFound` for an unknown deployment — or, given ``version``, when the
+        deployment serves another version (checked before the model runs) —, :class:`~modelyard.errors.InvalidInput`,
         and :class:`~modelyard.errors.Overloaded` at once (never blocking the loop) when the queue is full.
         """
         started = time.perf_counter()
@@ -461,6 +462,9 @@ class LocalRuntime:
         if entry is None:
             raise NotFound(f"deployment {name!r} is not deployed on the local runtime")
         while True:
+            if version is not None and entry.deployment.version != version:
+                raise NotFound(f"model {name!r} serves version {entry.deployment.version}, not version "
+                               f"'{version}'")
             feed = entry.check(inputs)  # arrays from here on
             try:
                 outputs, model_s = await entry.dispatcher.submit(feed)

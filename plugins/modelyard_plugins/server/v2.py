@@ -224,10 +224,16 @@ class V2Controller(Controller):
             if not platform.runtime.ready(name):  # an unknown deployment is the first thing wrong with it
                 raise NotFound(f"deployment {name!r} is not being served") from None
             raise
+        number = None
+        if version is not None:
+            if not (version.isascii() and version.isdigit() and len(version) < 19):
+                raise NotFound(f"model {name!r} serves a version numbered in plain ASCII digits, not version "
+                               f"{version!r}")
+            number = int(version)
         decoded = decode_request(body, header_length=headers.get(_HEADER_LENGTH))
-        prediction = await platform.apredict_full(name, decoded.as_arrays(), principal=principal_of(request))
-        if version is not None and version != str(prediction.version):
-            raise _not_served(name, version, prediction.version)
+        # The version asked for is the runtime's precondition: checked before the model runs (404 otherwise).
+        prediction = await platform.apredict_full(name, decoded.as_arrays(), principal=principal_of(request),
+                                                  version=number)
         outputs = prediction.outputs
         requested = decoded.outputs
         if requested is not None:

@@ -147,3 +147,31 @@ def test_startup_restores_recorded_deployments(platform, model_path) -> None:
             assert fresh.post("/v2/models/restored/infer", json=_json_body(features(1))).status_code == 200
     finally:
         platform.undeploy("restored")
+
+
+def test_a_version_not_served_is_refused_before_the_model_runs(client, platform, deployed) -> None:
+    """``/versions/{v}/infer`` for a version the deployment does not serve is a 404 and runs nothing: the
+    runtime's request counter does not move and no prediction event is emitted."""
+    from modelyard import hookimpl
+
+    seen = []
+
+    class Watch:
+        @hookimpl
+        def modelyard_on_prediction(self, event):
+            seen.append(event)
+
+    platform.plugin_manager.register(Watch(), name="watch-versions")
+    try:
+        served = platform.runtime.status()[deployed]["version"]
+        before = platform.runtime.status()[deployed]["requests"]
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 20], "data": [0.0] * 20}]}
+        for wrong in (str(served + 41), "abc", "\uff11"):
+            r = client.post(f"/v2/models/{deployed}/versions/{wrong}/infer", json=body)
+            assert r.status_code == 404, r.text
+        assert platform.runtime.status()[deployed]["requests"] == before
+        assert [e for e in seen if e.ok] == []
+        r = client.post(f"/v2/models/{deployed}/versions/{served}/infer", json=body)
+        assert r.status_code == 200 and r.json()["model_version"] == str(served)
+    finally:
+        platform.plugin_manager.unregister(name="watch-versions")
