@@ -19,22 +19,12 @@ from modelyard.platform import Platform
 from modelyard.types import Prediction, PredictionEvent, Principal
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from tiny_models import linear_onnx  # noqa: E402
 
 N = 4
 
 
-def _linear_onnx(path: Path, scale: float = 2.0) -> Path:
-    w = np.eye(N, dtype=np.float32) * scale
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "lin",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", N])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", N])],
-        initializer=[numpy_helper.from_array(w, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 class Observer:
@@ -57,7 +47,7 @@ class Observer:
 @pytest.fixture
 def platform(tmp_path: Path):
     with Platform.from_config({"platform": {"data_dir": str(tmp_path / "data"), "log_level": "warning"}}) as p:
-        p.registry.register("lin", _linear_onnx(tmp_path / "lin.onnx"), flavor="onnx", alias="production")
+        p.registry.register("lin", linear_onnx(tmp_path / "lin.onnx"), flavor="onnx", alias="production")
         p.deploy("lin")
         yield p
 
@@ -89,7 +79,7 @@ def test_predict_returns_the_outputs_and_predict_full_says_what_happened(platfor
 
 
 def test_the_answering_version_follows_a_redeploy(platform, tmp_path: Path) -> None:
-    v2 = platform.registry.register("lin", _linear_onnx(tmp_path / "lin3.onnx", 3.0), flavor="onnx")
+    v2 = platform.registry.register("lin", linear_onnx(tmp_path / "lin3.onnx", 3.0), flavor="onnx")
     platform.deploy(f"lin:{v2.number}")
     full = platform.predict_full("lin", {"x": x_rows(1)})
     assert full.version == v2.number
@@ -190,7 +180,7 @@ def test_one_lookup_one_check_and_no_registry_io_per_request(platform, monkeypat
 # --------------------------------------------------------------------------------------------- sync facade
 def test_the_sync_facade_is_one_bridge_closed_with_the_platform(tmp_path: Path) -> None:
     with Platform.from_config({"platform": {"data_dir": str(tmp_path / "data"), "log_level": "warning"}}) as p:
-        p.registry.register("lin", _linear_onnx(tmp_path / "lin.onnx"), flavor="onnx")
+        p.registry.register("lin", linear_onnx(tmp_path / "lin.onnx"), flavor="onnx")
         p.deploy("lin", batching={"max_batch_size": 8, "max_wait_ms": 50})
         results: dict[int, np.ndarray] = {}
         barrier = threading.Barrier(6)

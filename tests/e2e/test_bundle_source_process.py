@@ -18,7 +18,8 @@ from modelyard.platform import Platform
 from modelyard.types import BundleSource
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from tiny_models import linear_onnx  # noqa: E402
 
 N = 4
 
@@ -47,25 +48,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _linear_onnx(path: Path) -> Path:
-    rng = np.random.default_rng(3)
-    w = rng.normal(size=(N, N)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "lin",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", N])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", N])],
-        initializer=[numpy_helper.from_array(w, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 def test_a_bundle_source_rebuilds_the_model_in_a_fresh_process(tmp_path: Path) -> None:
     config = {"platform": {"data_dir": str(tmp_path / "data"), "log_level": "warning"}}
     x = np.random.default_rng(0).normal(size=(3, N)).astype(np.float32)
     with Platform.from_config(config) as platform:
-        version = platform.registry.register("lin", _linear_onnx(tmp_path / "lin.onnx"), flavor="onnx")
+        version = platform.registry.register("lin", linear_onnx(tmp_path / "lin.onnx", weights=np.random.default_rng(3).normal(size=(N, N))), flavor="onnx")
         source = platform.bundle_source(version)
         platform.deploy("lin")
         parent = platform.predict_full("lin", {"x": x})

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 from server_harness import ServeProcess, build_logreg
+from tiny_models import looping_onnx
 
 BUILD_TIMEOUT_S = 1
 UPLOADS = 50
@@ -33,30 +34,6 @@ PROBE_LIMIT_S = 0.1
 _URL = re.compile(r"modelyard serving on (http://127\.0\.0\.1:\d+)")
 
 
-def build_looping_onnx(path: Path, trips: int = 10**15) -> Path:
-    """A valid ONNX model whose ``Loop`` runs ``trips`` times over an Identity body."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)], "hostile",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [trips]),
-                     helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def descendants(pid: int) -> set[int]:
@@ -129,7 +106,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("hostile-models")
-    return {"loop": build_looping_onnx(base / "loop.onnx"), "logreg": build_logreg(base / "logreg.onnx")}
+    return {"loop": looping_onnx(base / "loop.onnx"), "logreg": build_logreg(base / "logreg.onnx")}
 
 
 def _register(url: str, name: str, path: Path, **fields: str) -> httpx.Response:

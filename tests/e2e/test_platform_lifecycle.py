@@ -17,21 +17,11 @@ from modelyard.plugins import get_plugin_manager
 from modelyard.providers import MonitorProvider
 from modelyard.types import ANONYMOUS, Principal
 from onnx import TensorProto, helper, numpy_helper
+from tiny_models import linear_onnx
 
 N = 4
 
 
-def _linear_onnx(path, scale: float = 2.0):
-    w = (np.eye(N, dtype=np.float32) * scale)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "lin",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", N])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", N])],
-        initializer=[numpy_helper.from_array(w, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
 
 
 class Recorder:
@@ -127,7 +117,7 @@ def test_every_slot_is_filled_with_an_embedded_default(platform):
 
 def test_lifecycle_and_event_hooks_reach_plugins(platform, recorder, tmp_path):
     assert recorder.names()[0] == "startup"
-    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx", alias="production")
+    v = platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx", alias="production")
     assert ("registered", {"version": v}) in recorder.calls
     assert [kw["alias"] for n, kw in recorder.calls if n == "alias"] == ["production"]
 
@@ -138,7 +128,7 @@ def test_lifecycle_and_event_hooks_reach_plugins(platform, recorder, tmp_path):
     assert len(events) == 1 and events[0].rows == 2 and events[0].ok
     assert (events[0].model, events[0].version, events[0].deployment) == ("lin", v.number, "lin")
 
-    v2 = platform.registry.register("lin", _linear_onnx(tmp_path / "m2.onnx", 3.0), flavor="onnx")
+    v2 = platform.registry.register("lin", linear_onnx(tmp_path / "m2.onnx", 3.0), flavor="onnx")
     platform.deploy(f"lin:{v2.number}")
     np.testing.assert_allclose(platform.predict("lin", {"x": x})["y"], x * 3)
     platform.undeploy("lin")
@@ -156,7 +146,7 @@ def test_configured_monitors_are_registered_as_observers(platform, tmp_path):
     assert monitor.config == AlertConfig(label="x")
     platform.hook.modelyard_on_alert(name="drift", severity="warning", message="psi 0.3", labels={"d": "lin"})
     assert monitor.alerts == [("drift", "warning", "psi 0.3", {"d": "lin"})]
-    platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
+    platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
     platform.deploy("lin")
     platform.predict("lin", {"x": np.ones((1, N), np.float32)})
     assert monitor.predictions == 1
@@ -169,7 +159,7 @@ def test_a_failing_observer_does_not_fail_the_prediction(platform, tmp_path):
             raise RuntimeError("observer bug")
 
     platform.plugin_manager.register(Broken(), name="broken")
-    platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
+    platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
     platform.deploy("lin")
     out = platform.predict("lin", {"x": np.ones((1, N), np.float32)})
     np.testing.assert_allclose(out["y"], 2 * np.ones((1, N)))
@@ -204,7 +194,7 @@ def _state(platform):
 
 
 def test_database_error_during_registration_leaves_nothing_behind(platform, tmp_path, monkeypatch):
-    platform.registry.register("lin", _linear_onnx(tmp_path / "a.onnx"), flavor="onnx")
+    platform.registry.register("lin", linear_onnx(tmp_path / "a.onnx"), flavor="onnx")
     before = _state(platform)
 
     def fail(new):
@@ -212,14 +202,14 @@ def test_database_error_during_registration_leaves_nothing_behind(platform, tmp_
 
     monkeypatch.setattr(platform.registry_backend, "create_version", fail)
     with pytest.raises(RuntimeError, match="database went away"):
-        platform.registry.register("lin", _linear_onnx(tmp_path / "b.onnx", 5.0), flavor="onnx")
+        platform.registry.register("lin", linear_onnx(tmp_path / "b.onnx", 5.0), flavor="onnx")
     monkeypatch.undo()
     assert _state(platform) == before  # no version and the new blob was removed
     assert platform.registry.list_versions("lin").total == 1
 
 
 def test_database_error_keeps_a_blob_that_another_version_uses(platform, tmp_path, monkeypatch):
-    path = _linear_onnx(tmp_path / "a.onnx")
+    path = linear_onnx(tmp_path / "a.onnx")
     platform.registry.register("lin", path, flavor="onnx")
     before = _state(platform)
     monkeypatch.setattr(platform.registry_backend, "create_version",
@@ -261,7 +251,7 @@ def test_storage_failure_half_way_leaves_nothing_registered(platform, tmp_path, 
 
     monkeypatch.setattr(platform, "storage", FailingStorage())
     with pytest.raises(OSError, match="connection reset"):
-        platform.registry.register("lin", _linear_onnx(tmp_path / "a.onnx"), flavor="onnx")
+        platform.registry.register("lin", linear_onnx(tmp_path / "a.onnx"), flavor="onnx")
     monkeypatch.undo()
     assert _state(platform) == before
     with pytest.raises(NotFound):
@@ -275,14 +265,14 @@ def test_failed_validation_and_bad_input_record_nothing(platform, tmp_path):
     with pytest.raises(BuildError):
         platform.registry.register("lin", bad, flavor="onnx")
     with pytest.raises(BuildError):
-        platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx",
+        platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx",
                                    sample_input={"x": np.ones((1, N), np.float32)},
                                    expected_output={"y": np.zeros((1, N), np.float32)})
     with pytest.raises(InvalidInput) as err:
-        platform.registry.register("../etc", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
+        platform.registry.register("../etc", linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
     assert err.value.field == "name"
     with pytest.raises(InvalidInput) as err:
-        platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="keras3")
+        platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="keras3")
     assert err.value.field == "flavor"
     with pytest.raises(InvalidInput):
         platform.registry.register("lin", tmp_path / "missing.onnx", flavor="onnx")
@@ -295,7 +285,7 @@ def test_mutating_actions_are_audited_with_their_outcome(platform, tmp_path):
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(BuildError):
         platform.registry.register("lin", bad, flavor="onnx", principal=Principal(id="alice"))
-    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx",
+    v = platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx",
                                    principal=Principal(id="bob"))
     with pytest.raises(NotFound):
         platform.registry.set_alias("lin", 7, "production", principal=Principal(id="carol"))
@@ -315,7 +305,7 @@ def test_a_concurrent_failed_registration_cannot_leave_a_version_without_its_blo
                                                                                     monkeypatch):
     """Two registrations of the same bytes: the failing one removes the blob between the other's put and its
     commit (it sees no version using it yet); the committed version must still find its artifact."""
-    path = _linear_onnx(tmp_path / "a.onnx")
+    path = linear_onnx(tmp_path / "a.onnx")
     backend = platform.registry_backend
     real_create = backend.create_version
 
@@ -362,7 +352,7 @@ def test_batching_needs_a_dynamic_batch_dimension(platform, tmp_path):
 
 
 def test_a_tampered_cache_file_is_fetched_again(platform, tmp_path):
-    v = platform.registry.register("lin", _linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
+    v = platform.registry.register("lin", linear_onnx(tmp_path / "m.onnx"), flavor="onnx")
     platform.deploy("lin")
     cached = platform.data_dir / "cache" / v.artifact.digest
     assert cached.exists()

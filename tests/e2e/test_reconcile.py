@@ -322,7 +322,6 @@ class TwoProcesses(RuleBasedStateMachine):
         self.platforms[which] = Platform.from_config(self.cfg)
         self.platforms[which].restore_deployments()
 
-    @precondition(lambda self: True)
     @invariant()
     def runtimes_equal_records(self) -> None:
         for p in self.platforms:

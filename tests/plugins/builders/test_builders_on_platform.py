@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from modelyard.errors import BuildError, InvalidInput, NotFound, PluginError
 from modelyard.platform import Platform
+from tiny_models import looping_onnx
 
 
 @pytest.fixture
@@ -94,35 +95,12 @@ def test_tensorflow_savedmodel_registers_deploys_and_predicts(make_platform, sav
 
 
 # --------------------------------------------------------------------------------------------- bounded builds
-def _looping_onnx(path, trips=10**15):
-    """A valid 300-byte ONNX model whose Loop runs ``trips`` times over an Identity body: validation never ends."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)], "hostile",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        initializer=[helper.make_tensor("trips", TensorProto.INT64, [], [trips]),
-                     helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return path
 
 
 def test_a_registration_past_build_timeout_s_is_stopped_and_records_nothing(tmp_path, logreg_onnx):
     platform = Platform.from_config({"platform": {"data_dir": str(tmp_path / "data"), "build_timeout_s": 1}})
     try:
-        hostile = _looping_onnx(tmp_path / "loop.onnx")
+        hostile = looping_onnx(tmp_path / "loop.onnx")
         started = time.monotonic()
         with pytest.raises(BuildError, match=r"validation did not finish within 1 s \(build_timeout_s\)") as info:
             platform.registry.register("hostile", hostile, flavor="onnx")
