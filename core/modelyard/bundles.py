@@ -203,7 +203,18 @@ class InputAdapter:
             if array.size == 0 or (array.min() >= info.min and array.max() <= info.max):
                 return array.astype(dtype)
             raise InvalidInput(f"input {spec.name!r}: values do not fit {spec.datatype}", field=f"inputs.{spec.name}")
-        elif (src.kind in "biuf" and dtype.kind == "f") or (src.kind == "b" and dtype.kind in "iu"):
+        elif src.kind in "iuf" and dtype.kind == "f":
+            # Into a narrower float (FP64 → FP32, ints → FP16): a value beyond its range would silently become
+            # infinite, so it is refused; values that fit convert as usual.
+            with np.errstate(over="raise"):
+                try:
+                    return array.astype(dtype)
+                except FloatingPointError:
+                    limit = float(np.finfo(dtype).max)
+                    raise InvalidInput(f"input {spec.name!r}: a value is beyond the range of {spec.datatype} "
+                                       f"(±{limit:.4g}); it would become infinite", field=f"inputs.{spec.name}",
+                                       input=spec.name) from None
+        elif (src.kind == "b" and dtype.kind in "iuf"):
             return array.astype(dtype)
         given = datatype_of(src) if src.kind in "biufOSU" else str(src)
         raise InvalidInput(f"input {spec.name!r}: expected datatype {spec.datatype}, got {given}",

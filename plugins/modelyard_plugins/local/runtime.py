@@ -32,11 +32,11 @@ import attrs
 import numpy as np
 import structlog
 from modelyard.bundles import InputAdapter, sample_inputs
-from modelyard.errors import BuildError, InvalidInput, ModelyardError, NotFound, Unavailable
+from modelyard.errors import BuildError, ModelyardError, NotFound, Unavailable
 from modelyard.hookspecs.builder import LoadedModel
 from modelyard.hookspecs.runtime import Loader
 from modelyard.providers import ProviderContext
-from modelyard.types import BundleSource, Deployment, Prediction, TensorSpec
+from modelyard.types import BundleSource, Deployment, Prediction
 
 from modelyard_plugins.local.batching import BatchingDispatcher, DirectDispatcher, DispatcherClosed
 
@@ -81,36 +81,6 @@ class LocalRuntimeConfig:
 
 class _Retired(Exception):
     """Internal: the deployment was replaced or removed before this request touched its model; retry."""
-
-
-class _InputCheck(InputAdapter):
-    """The one check of a version's inputs, built once per deploy: :class:`~modelyard.bundles.InputAdapter`
-    (names, dtypes, ranks, fixed dimensions), whose conversions also refuse wider numbers that an FP16/FP32
-    input cannot hold — the cast would silently make them infinite. Inputs that already fit never get here:
-    the adapter only converts when the dtype differs, so the guard costs nothing on the fast path."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def _convert(value: Any, dtype: np.dtype, spec: TensorSpec) -> np.ndarray:
-        if dtype.kind == "f" and dtype.itemsize < 8:
-            try:
-                array = np.asarray(value)
-            except (TypeError, ValueError):
-                array = None  # the adapter names the problem
-            if array is not None and array.dtype.kind in "fiu" and array.dtype != dtype:
-                return _narrowed(array, dtype, spec.name, spec.datatype)
-        return InputAdapter._convert(value, dtype, spec)
-
-
-def _narrowed(value: np.ndarray, dtype: np.dtype, name: str, datatype: str) -> np.ndarray:
-    with np.errstate(over="raise"):
-        try:
-            return value.astype(dtype)
-        except FloatingPointError:
-            limit = float(np.finfo(dtype).max)
-            raise InvalidInput(f"input {name!r}: a value is beyond the range of {datatype} (±{limit:.4g}); it would "
-                               "become infinite", field=f"inputs.{name}", input=name) from None
 
 
 def _as_arrays(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -320,7 +290,7 @@ class LocalRuntime:
             signature = source.signature if source.signature.inputs else getattr(model, "signature", None)
             if signature is not None and signature.inputs:
                 # The one check of this version's inputs, built once: every request goes through it.
-                entry.check = _InputCheck(signature.inputs)
+                entry.check = InputAdapter(signature.inputs)
                 model.predict(sample_inputs(signature, batch=1))
         except Exception as exc:
             _close_model(model, name)

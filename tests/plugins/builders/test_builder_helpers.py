@@ -131,11 +131,17 @@ def test_adapter_names_unknown_and_missing_inputs():
 @settings(max_examples=60, deadline=None)
 def test_adapter_accepts_exactly_the_lossless_kinds(arr):
     spec = TensorSpec("t", "FP32", (-1,) * arr.ndim)
-    # Every numeric kind converts to a float input; the values survive as float32 would hold them.
-    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range becomes inf, as numpy does
+    # Every numeric kind converts to a float input; the values survive as float32 would hold them — except a
+    # finite float64 beyond float32's range, which would silently become infinite and is refused instead.
+    wide = arr.dtype == np.float64 and bool(np.any(np.abs(arr[np.isfinite(arr)]) > np.finfo(np.float32).max))
+    if wide:
+        with pytest.raises(InvalidInput, match="beyond the range of FP32"):
+            InputAdapter([spec])({"t": arr})
+    else:
         out = InputAdapter([spec])({"t": arr})["t"]
-        np.testing.assert_array_equal(out, arr.astype(np.float32))
-    assert out.dtype == np.float32 and out.shape == arr.shape
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(out, arr.astype(np.float32))
+        assert out.dtype == np.float32 and out.shape == arr.shape
     int_spec = TensorSpec("t", "INT64", (-1,) * arr.ndim)
     if arr.dtype.kind == "f":
         with pytest.raises(InvalidInput, match="INT64"):
